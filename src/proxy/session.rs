@@ -26,7 +26,7 @@ use std::sync::Arc;
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{OwnedSemaphorePermit, watch};
 use tracing::{debug, info, warn};
 
 use super::origin::{self, OriginStream};
@@ -278,8 +278,11 @@ async fn relay<O: AsyncRead + AsyncWrite + Unpin>(
         registration: None,
     };
     let mut origin_buf = BytesMut::with_capacity(READ_CHUNK);
-    let mut phase = shared.phase.clone();
-    let mut draining = *phase.borrow() != Phase::Running;
+    // One waiter on the shutdown phase for the whole session: re-creating it
+    // per loop turn would take the channel's waiter lock twice per message.
+    let mut draining = *shared.phase.borrow() != Phase::Running;
+    let next_phase = phase_after(shared.phase.clone(), Phase::Running);
+    tokio::pin!(next_phase);
 
     loop {
         // Bytes the client pipelined behind its startup packet are handled
@@ -322,9 +325,9 @@ async fn relay<O: AsyncRead + AsyncWrite + Unpin>(
                     origin_buf.advance(n);
                 }
             }
-            changed = phase.changed() => {
-                let now = if changed.is_ok() { *phase.borrow() } else { Phase::Closing };
-                draining = now != Phase::Running;
+            (now, rx) = &mut next_phase => {
+                draining = true;
+                next_phase.set(phase_after(rx, now));
                 if now == Phase::Closing {
                     if state.outstanding > 0 {
                         state.cancel_origin_query().await;
@@ -470,6 +473,23 @@ impl Relay<'_> {
             let _ = origin.write_all(&out).await;
         }
         Ok(())
+    }
+}
+
+/// Resolves with the first phase other than `current` (and the receiver, to
+/// wait again). A dropped sender means the server is gone: close.
+async fn phase_after(
+    mut rx: watch::Receiver<Phase>,
+    current: Phase,
+) -> (Phase, watch::Receiver<Phase>) {
+    loop {
+        let now = *rx.borrow_and_update();
+        if now != current {
+            return (now, rx);
+        }
+        if rx.changed().await.is_err() {
+            return (Phase::Closing, rx);
+        }
     }
 }
 
