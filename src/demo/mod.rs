@@ -1,0 +1,723 @@
+//! `pgcache demo`: a throwaway PostgreSQL with a sample schema, the proxy in
+//! front of it, and a short workload through the proxy.
+//!
+//! 1. [`start_origin`] runs `initdb` and `pg_ctl start` in a fresh temporary
+//!    directory (as the `postgres` OS user through `sudo` when pgcache runs as
+//!    root) and waits until the server accepts connections.
+//! 2. [`SAMPLE_SCHEMA`] is loaded into database `demo`.
+//! 3. The proxy ([`crate::proxy::serve`]) and, when configured, the admin
+//!    endpoint start in-process, with the origin pointed at the throwaway server.
+//! 4. The workload runs through the proxy and its summary is printed, followed
+//!    by the proxy's counters.
+//! 5. Unless told to exit, the proxy keeps running until Ctrl-C or SIGTERM.
+//!
+//! Whatever happens, the proxy is shut down, PostgreSQL is stopped and the
+//! temporary directory removed.
+
+mod origin;
+mod workload;
+
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::admin::Metrics;
+use crate::config::Config;
+
+pub use origin::{OriginOptions, ThrowawayOrigin, start_origin};
+pub use workload::{Kind, KindSummary, Summary, percentile, run as run_workload};
+
+/// The sample schema loaded into database [`DEMO_DATABASE`]: `customers`,
+/// `products` and `orders`, a few thousand rows from `generate_series`.
+pub const SAMPLE_SCHEMA: &str = include_str!("schema.sql");
+
+/// Database the sample schema goes into.
+pub const DEMO_DATABASE: &str = "demo";
+
+/// Extra time, beyond `shutdown.timeout`, the proxy gets to return after its
+/// shutdown signal.
+const PROXY_STOP_SLACK: Duration = Duration::from_secs(5);
+
+/// What `pgcache demo` should do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DemoOptions {
+    /// How long the workload runs (0: no workload).
+    pub seconds: u64,
+    /// Concurrent workload connections (0: no workload).
+    pub clients: usize,
+    /// Stop after the workload instead of waiting for Ctrl-C.
+    pub exit_after_workload: bool,
+}
+
+/// Why `pgcache demo` failed. Every message says what to do about it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum DemoError {
+    /// A PostgreSQL server program is neither on PATH nor in /usr/lib/postgresql/15/bin.
+    PostgresNotInstalled { program: &'static str },
+    /// pgcache runs as root and needs `sudo` to run PostgreSQL as `postgres`.
+    SudoNotInstalled,
+    /// pgcache runs as root and there is no `postgres` OS user.
+    NoPostgresUser { reason: String },
+    /// Creating or writing into the temporary directory failed.
+    TempDir { path: PathBuf, source: io::Error },
+    /// A program could not be started.
+    Spawn { program: String, source: io::Error },
+    /// `initdb` failed.
+    Initdb {
+        status: String,
+        output: String,
+        hint: Option<String>,
+    },
+    /// The throwaway server did not come up.
+    ServerStart {
+        reason: String,
+        log_file: PathBuf,
+        log_tail: String,
+    },
+    /// The throwaway server could not be stopped; its directory was left in place.
+    ServerStop {
+        data_dir: PathBuf,
+        dir: PathBuf,
+        output: String,
+    },
+    /// Removing the temporary directory failed.
+    RemoveTempDir { path: PathBuf, source: io::Error },
+    /// A statement on the throwaway server failed (creating the database, loading the schema).
+    Origin { action: String, reason: String },
+    /// A listener could not be bound.
+    Bind {
+        what: &'static str,
+        addr: String,
+        source: io::Error,
+    },
+    /// The proxy or admin endpoint stopped with an error.
+    Proxy { reason: String },
+    /// Ctrl-C / SIGTERM handlers could not be installed.
+    Signals { source: io::Error },
+    /// Not a single workload statement succeeded through the proxy.
+    Workload { first_error: String },
+}
+
+impl fmt::Display for DemoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DemoError::PostgresNotInstalled { program } => write!(
+                f,
+                "`{program}` was found neither on PATH nor in /usr/lib/postgresql/15/bin; the \
+                 demo needs the PostgreSQL 15 server programs: install them with \
+                 `apt-get install postgresql-15` (or put the bin directory of an existing \
+                 installation on PATH)"
+            ),
+            DemoError::SudoNotInstalled => write!(
+                f,
+                "pgcache runs as root, and PostgreSQL refuses to run as root, so the demo starts \
+                 it as the `postgres` OS user through `sudo`, which is not installed: install it \
+                 with `apt-get install sudo`, or run `pgcache demo` as a non-root user"
+            ),
+            DemoError::NoPostgresUser { reason } => write!(
+                f,
+                "pgcache runs as root, so the demo starts PostgreSQL as the `postgres` OS user, \
+                 but that user could not be looked up ({reason}); `apt-get install postgresql-15` \
+                 creates it (or `useradd --system postgres`), or run `pgcache demo` as a non-root \
+                 user"
+            ),
+            DemoError::TempDir { path, source } => write!(
+                f,
+                "could not set up the demo's temporary directory {}: {source} (set TMPDIR to a \
+                 writable directory)",
+                path.display()
+            ),
+            DemoError::Spawn { program, source } => {
+                write!(f, "could not run `{program}`: {source}")
+            }
+            DemoError::Initdb {
+                status,
+                output,
+                hint,
+            } => {
+                write!(f, "initdb failed ({status})")?;
+                if let Some(hint) = hint {
+                    write!(f, "; {hint}")?;
+                }
+                write!(f, "\n{}", indent(output))
+            }
+            DemoError::ServerStart {
+                reason,
+                log_file,
+                log_tail,
+            } => {
+                write!(f, "the throwaway PostgreSQL did not start: {reason}")?;
+                // The log itself is removed with the temporary directory.
+                if log_tail.is_empty() {
+                    write!(f, "\n(its log {} was empty)", log_file.display())
+                } else {
+                    write!(f, "\nlast lines of its log:\n{}", indent(log_tail))
+                }
+            }
+            DemoError::ServerStop {
+                data_dir,
+                dir,
+                output,
+            } => write!(
+                f,
+                "could not stop the throwaway PostgreSQL: {output}\nstop it with `pg_ctl stop -m \
+                 immediate -D {}` (as the postgres user when root), then remove {}",
+                data_dir.display(),
+                dir.display()
+            ),
+            DemoError::RemoveTempDir { path, source } => write!(
+                f,
+                "could not remove the demo's temporary directory {}: {source}; remove it by hand",
+                path.display()
+            ),
+            DemoError::Origin { action, reason } => write!(f, "{action} failed: {reason}"),
+            DemoError::Bind { what, addr, source } => {
+                write!(f, "could not listen on {addr} for {what}: {source}")?;
+                if source.kind() == io::ErrorKind::AddrNotAvailable {
+                    write!(f, " (the host part is not an address of this machine)")?;
+                }
+                Ok(())
+            }
+            DemoError::Proxy { reason } => write!(f, "{reason}"),
+            DemoError::Signals { source } => {
+                write!(f, "could not install the Ctrl-C/SIGTERM handlers: {source}")
+            }
+            DemoError::Workload { first_error } => write!(
+                f,
+                "no workload statement succeeded through the proxy; the first error was: \
+                 {first_error}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for DemoError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            DemoError::TempDir { source, .. }
+            | DemoError::Spawn { source, .. }
+            | DemoError::RemoveTempDir { source, .. }
+            | DemoError::Bind { source, .. }
+            | DemoError::Signals { source } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|line| format!("    {line}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Ctrl-C and SIGTERM, installed up front so neither kills the process
+/// before cleanup.
+struct StopSignals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl StopSignals {
+    fn install() -> Result<StopSignals, DemoError> {
+        let install = |kind| signal(kind).map_err(|source| DemoError::Signals { source });
+        Ok(StopSignals {
+            interrupt: install(SignalKind::interrupt())?,
+            terminate: install(SignalKind::terminate())?,
+        })
+    }
+
+    /// Resolves on the next Ctrl-C or SIGTERM, naming it.
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "Ctrl-C",
+            _ = self.terminate.recv() => "SIGTERM",
+        }
+    }
+}
+
+/// Run `pgcache demo` (see the module documentation).
+pub async fn run(config: Config, opts: DemoOptions) -> Result<(), DemoError> {
+    let mut signals = StopSignals::install()?;
+
+    println!("Starting a throwaway PostgreSQL…");
+    // Started in its own task so that Ctrl-C cannot abandon initdb or pg_ctl
+    // half-way: on Ctrl-C the start is allowed to finish, then it is undone.
+    let mut starting = tokio::spawn(async { start_origin(&OriginOptions::default()).await });
+    let origin = tokio::select! {
+        started = &mut starting => started.map_err(start_task_failed)??,
+        which = signals.recv() => {
+            println!("{which}: stopping as soon as PostgreSQL has finished starting…");
+            let origin = starting.await.map_err(start_task_failed)??;
+            return origin.stop().await;
+        }
+    };
+    println!(
+        "PostgreSQL is running in {} on {}:{} (log: {}).",
+        origin.dir().display(),
+        origin.host(),
+        origin.port(),
+        origin.log_file().display()
+    );
+
+    let result = with_origin(config, &opts, &origin, &mut signals).await;
+
+    println!(
+        "Stopping PostgreSQL and removing {}…",
+        origin.dir().display()
+    );
+    let stopped = origin.stop().await;
+    match (result, stopped) {
+        (Err(e), Err(stop)) => {
+            eprintln!("error: {stop}");
+            Err(e)
+        }
+        (Err(e), Ok(())) | (Ok(()), Err(e)) => Err(e),
+        (Ok(()), Ok(())) => {
+            println!("Done.");
+            Ok(())
+        }
+    }
+}
+
+fn start_task_failed(error: tokio::task::JoinError) -> DemoError {
+    DemoError::Origin {
+        action: "starting the throwaway PostgreSQL".to_string(),
+        reason: error.to_string(),
+    }
+}
+
+/// Everything between starting and stopping the origin.
+async fn with_origin(
+    config: Config,
+    opts: &DemoOptions,
+    origin: &ThrowawayOrigin,
+    signals: &mut StopSignals,
+) -> Result<(), DemoError> {
+    tokio::select! {
+        loaded = load_sample_schema(origin) => loaded?,
+        which = signals.recv() => {
+            println!("{which}: stopping.");
+            return Ok(());
+        }
+    }
+    println!(
+        "Loaded the sample schema into database {DEMO_DATABASE:?} (customers, products, orders)."
+    );
+
+    let config = demo_config(config, origin);
+    let grace = config.shutdown.timeout + PROXY_STOP_SLACK;
+    let mut proxy = RunningProxy::start(config).await?;
+    let result = with_proxy(opts, &mut proxy, signals).await;
+    println!("Stopping the proxy…");
+    let stopped = proxy.shutdown(grace).await;
+    result.and(stopped)
+}
+
+/// Everything while the proxy runs.
+async fn with_proxy(
+    opts: &DemoOptions,
+    proxy: &mut RunningProxy,
+    signals: &mut StopSignals,
+) -> Result<(), DemoError> {
+    let psql = proxy.psql_command();
+    println!("Proxy listening on {}; connect with:", proxy.proxy_addr);
+    println!("    {psql}");
+    match proxy.admin_addr {
+        Some(addr) => println!("Metrics: http://{}/metrics", display_addr(addr)),
+        None => println!("Metrics: admin endpoint disabled (set admin.listen in pgcache.toml)."),
+    }
+
+    if opts.seconds > 0 && opts.clients > 0 {
+        println!(
+            "Running a {} s workload with {} client{} through the proxy…",
+            opts.seconds,
+            opts.clients,
+            if opts.clients == 1 { "" } else { "s" }
+        );
+        let workload = workload::run(
+            proxy.client_config(),
+            opts.clients,
+            Duration::from_secs(opts.seconds),
+        );
+        let summary = tokio::select! {
+            summary = workload => summary,
+            which = signals.recv() => {
+                println!("{which}: stopping.");
+                return Ok(());
+            }
+        };
+        print!("{summary}");
+        println!("Proxy counters: {}", proxy_counters(&proxy.metrics));
+        if summary.total == 0 {
+            return Err(DemoError::Workload {
+                first_error: summary
+                    .first_error
+                    .unwrap_or_else(|| "none recorded".to_string()),
+            });
+        }
+    } else {
+        println!("Workload skipped (--seconds 0 or --clients 0).");
+    }
+
+    if opts.exit_after_workload {
+        return Ok(());
+    }
+    println!("Proxy is running; connect with {psql} … Press Ctrl-C to stop.");
+    tokio::select! {
+        which = signals.recv() => {
+            println!("{which}: stopping.");
+            Ok(())
+        }
+        ended = proxy.wait_unexpected_end() => Err(ended),
+    }
+}
+
+/// Create database `demo` and load [`SAMPLE_SCHEMA`] into it.
+async fn load_sample_schema(origin: &ThrowawayOrigin) -> Result<(), DemoError> {
+    origin.create_database(DEMO_DATABASE).await?;
+    let client = origin.connect(DEMO_DATABASE).await?;
+    client
+        .batch_execute(SAMPLE_SCHEMA)
+        .await
+        .map_err(|e| DemoError::Origin {
+            action: "loading the sample schema".to_string(),
+            reason: crate::check::describe_pg_error(&e),
+        })
+}
+
+/// The configuration from `pgcache.toml`, with the origin replaced by the
+/// throwaway server (superuser `postgres`, trust authentication).
+fn demo_config(mut config: Config, origin: &ThrowawayOrigin) -> Config {
+    config.origin.host = origin.host().to_string();
+    config.origin.port = origin.port();
+    config.origin.user = origin.user().to_string();
+    config.origin.database = DEMO_DATABASE.to_string();
+    config.origin.password = None;
+    config.origin.passfile = None;
+    config
+}
+
+/// The proxy's counters, for the line after the workload summary. One entry
+/// per counter: adding one (cache hits, misses, …) is one line here.
+fn proxy_counters(metrics: &Metrics) -> String {
+    let counters = [
+        (
+            "client connections",
+            Amount::Count(metrics.client_connections.get()),
+        ),
+        (
+            "received",
+            Amount::Bytes(metrics.client_bytes_received.get()),
+        ),
+        ("sent", Amount::Bytes(metrics.client_bytes_sent.get())),
+    ];
+    counters
+        .iter()
+        .map(|(name, amount)| format!("{name} {amount}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+enum Amount {
+    Count(u64),
+    Bytes(u64),
+}
+
+impl fmt::Display for Amount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Amount::Count(n) => write!(f, "{n}"),
+            Amount::Bytes(n) if n < 1024 => write!(f, "{n} B"),
+            Amount::Bytes(n) if n < 1024 * 1024 => write!(f, "{:.1} KiB", n as f64 / 1024.0),
+            Amount::Bytes(n) => write!(f, "{:.1} MiB", n as f64 / (1024.0 * 1024.0)),
+        }
+    }
+}
+
+/// The in-process proxy and admin endpoint, with the means to stop them.
+struct RunningProxy {
+    shutdown: watch::Sender<bool>,
+    proxy: Option<JoinHandle<io::Result<()>>>,
+    admin: Option<JoinHandle<io::Result<()>>>,
+    proxy_addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
+    metrics: Arc<Metrics>,
+    database: String,
+    user: String,
+}
+
+impl RunningProxy {
+    async fn start(config: Config) -> Result<RunningProxy, DemoError> {
+        let metrics = Arc::new(Metrics::new());
+        let (shutdown, _) = watch::channel(false);
+        let shutdown_signal = |tx: &watch::Sender<bool>| {
+            let mut rx = tx.subscribe();
+            async move {
+                // Also resolves when the sender is gone.
+                let _ = rx.wait_for(|stop| *stop).await;
+            }
+        };
+
+        let proxy_listener = bind_with_fallback(&config.listen, "the proxy").await?;
+        let proxy_addr = local_addr(&proxy_listener, &config.listen, "the proxy")?;
+        let admin_listener = match &config.admin.listen {
+            Some(addr) => Some((
+                bind_with_fallback(addr, "the admin endpoint").await?,
+                addr.clone(),
+            )),
+            None => None,
+        };
+
+        let database = config.origin.database.clone();
+        let user = config.origin.user.clone();
+        let proxy = tokio::spawn(crate::proxy::serve(
+            proxy_listener,
+            Arc::new(config),
+            metrics.clone(),
+            shutdown_signal(&shutdown),
+        ));
+        let mut admin_addr = None;
+        let mut admin = None;
+        if let Some((listener, requested)) = admin_listener {
+            admin_addr = Some(local_addr(&listener, &requested, "the admin endpoint")?);
+            admin = Some(tokio::spawn(crate::admin::serve(
+                listener,
+                metrics.clone(),
+                shutdown_signal(&shutdown),
+            )));
+        }
+        Ok(RunningProxy {
+            shutdown,
+            proxy: Some(proxy),
+            admin,
+            proxy_addr,
+            admin_addr,
+            metrics,
+            database,
+            user,
+        })
+    }
+
+    /// Where clients should connect: the listening address, with an
+    /// unspecified address (0.0.0.0, ::) replaced by loopback.
+    fn connect_ip(&self) -> IpAddr {
+        match self.proxy_addr.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        }
+    }
+
+    fn psql_command(&self) -> String {
+        format!(
+            "psql \"host={} port={} user={} dbname={}\"",
+            self.connect_ip(),
+            self.proxy_addr.port(),
+            self.user,
+            self.database
+        )
+    }
+
+    fn client_config(&self) -> tokio_postgres::Config {
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host(self.connect_ip().to_string())
+            .port(self.proxy_addr.port())
+            .user(&self.user)
+            .dbname(&self.database)
+            .application_name("pgcache-demo-workload")
+            .connect_timeout(Duration::from_secs(5));
+        config
+    }
+
+    /// Resolves if the proxy or admin task ends while it should be running.
+    async fn wait_unexpected_end(&mut self) -> DemoError {
+        let (what, result, was_proxy) = tokio::select! {
+            result = wait_task(&mut self.proxy) => ("the proxy", result, true),
+            result = wait_task(&mut self.admin) => ("the admin endpoint", result, false),
+        };
+        // The finished handle is cleared so shutdown does not await it again.
+        if was_proxy {
+            self.proxy = None;
+        } else {
+            self.admin = None;
+        }
+        let reason = match result {
+            Ok(Ok(())) => format!("{what} stopped unexpectedly"),
+            Ok(Err(e)) => format!("{what} failed: {e}"),
+            Err(e) => format!("{what} task failed: {e}"),
+        };
+        DemoError::Proxy { reason }
+    }
+
+    /// Signal shutdown and wait (up to `grace`) for both tasks to return.
+    async fn shutdown(mut self, grace: Duration) -> Result<(), DemoError> {
+        let _ = self.shutdown.send(true);
+        let mut first_error = None;
+        for (what, handle) in [
+            ("the proxy", self.proxy.take()),
+            ("the admin endpoint", self.admin.take()),
+        ] {
+            let Some(mut handle) = handle else { continue };
+            let reason = match tokio::time::timeout(grace, &mut handle).await {
+                Ok(Ok(Ok(()))) => continue,
+                Ok(Ok(Err(e))) => format!("{what} failed: {e}"),
+                Ok(Err(e)) => format!("{what} task failed: {e}"),
+                Err(_) => {
+                    handle.abort();
+                    format!(
+                        "{what} did not stop within {} s of being asked to",
+                        grace.as_secs()
+                    )
+                }
+            };
+            if first_error.is_none() {
+                first_error = Some(DemoError::Proxy { reason });
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// Waits for the task, or forever if there is none.
+async fn wait_task<T>(handle: &mut Option<JoinHandle<T>>) -> Result<T, tokio::task::JoinError> {
+    match handle {
+        Some(handle) => handle.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// `host:port` for URLs: IPv6 in brackets, unspecified addresses as loopback.
+fn display_addr(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, addr.port()).to_string()
+}
+
+fn local_addr(
+    listener: &TcpListener,
+    requested: &str,
+    what: &'static str,
+) -> Result<SocketAddr, DemoError> {
+    listener.local_addr().map_err(|source| DemoError::Bind {
+        what,
+        addr: requested.to_string(),
+        source,
+    })
+}
+
+/// Bind `addr` (`host:port`); if the port is taken (or not ours to take),
+/// bind an ephemeral port on the same host instead and say so.
+async fn bind_with_fallback(addr: &str, what: &'static str) -> Result<TcpListener, DemoError> {
+    let error = |addr: &str, source| DemoError::Bind {
+        what,
+        addr: addr.to_string(),
+        source,
+    };
+    match TcpListener::bind(addr).await {
+        Ok(listener) => Ok(listener),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::AddrInUse | io::ErrorKind::PermissionDenied
+            ) =>
+        {
+            let Some(fallback) = ephemeral_on_same_host(addr) else {
+                return Err(error(addr, e));
+            };
+            let listener = TcpListener::bind(&fallback)
+                .await
+                .map_err(|source| error(&fallback, source))?;
+            let actual = listener
+                .local_addr()
+                .map_or_else(|_| fallback.clone(), |a| a.to_string());
+            println!("Note: {addr} is unavailable ({e}); {what} listens on {actual} instead.");
+            Ok(listener)
+        }
+        Err(e) => Err(error(addr, e)),
+    }
+}
+
+/// `host:0` for a `host:port` address (`[::1]:6432` → `[::1]:0`).
+fn ephemeral_on_same_host(addr: &str) -> Option<String> {
+    let (host, port) = addr.rsplit_once(':')?;
+    port.parse::<u16>().ok()?;
+    Some(format!("{host}:0"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ephemeral_address_keeps_the_host() {
+        assert_eq!(
+            ephemeral_on_same_host("127.0.0.1:6432").as_deref(),
+            Some("127.0.0.1:0")
+        );
+        assert_eq!(
+            ephemeral_on_same_host("[::1]:6432").as_deref(),
+            Some("[::1]:0")
+        );
+        assert_eq!(
+            ephemeral_on_same_host("localhost:6432").as_deref(),
+            Some("localhost:0")
+        );
+        assert_eq!(ephemeral_on_same_host("localhost"), None);
+    }
+
+    #[tokio::test]
+    async fn taken_port_falls_back_to_an_ephemeral_one() -> Result<(), Box<dyn std::error::Error>> {
+        let taken = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = taken.local_addr()?.to_string();
+        let listener = bind_with_fallback(&addr, "the test").await?;
+        let actual = listener.local_addr()?;
+        assert_ne!(actual.to_string(), addr);
+        assert_eq!(actual.ip(), IpAddr::V4(Ipv4Addr::LOCALHOST));
+        Ok(())
+    }
+
+    #[test]
+    fn counters_line() {
+        let metrics = Metrics::new();
+        metrics.client_connections.inc_by(4);
+        metrics.client_bytes_received.inc_by(2048);
+        metrics.client_bytes_sent.inc_by(3 * 1024 * 1024);
+        assert_eq!(
+            proxy_counters(&metrics),
+            "client connections 4, received 2.0 KiB, sent 3.0 MiB"
+        );
+    }
+
+    #[test]
+    fn unspecified_addresses_display_as_loopback() {
+        let v4 = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 9090);
+        let v6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 9090);
+        assert_eq!(display_addr(v4), "127.0.0.1:9090");
+        assert_eq!(display_addr(v6), "[::1]:9090");
+    }
+
+    #[test]
+    fn errors_say_what_to_install() {
+        let missing = DemoError::PostgresNotInstalled { program: "initdb" }.to_string();
+        assert!(
+            missing.contains("apt-get install postgresql-15"),
+            "{missing}"
+        );
+        let sudo = DemoError::SudoNotInstalled.to_string();
+        assert!(sudo.contains("apt-get install sudo"), "{sudo}");
+    }
+}
