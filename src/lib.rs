@@ -8,16 +8,25 @@
 //!   inspects or writes itself. No sockets, no tokio.
 //! - [`proxy`]: listener, per-client session state machine, cancel-key map,
 //!   graceful shutdown. All client and origin socket I/O lives here.
+//! - [`sql`]: statement analysis — pg_query parse → own AST → statement kind,
+//!   cacheability verdict with a reason, query shape and parameters. Pure, no tokio.
+//! - [`catalog`]: the origin's catalog snapshot (tables, columns, keys, types,
+//!   function volatility, publication) and `search_path` resolution.
+//! - [`cdc`]: change data capture — pgoutput decoder and replication-stream
+//!   framing (pure, no tokio); later the replication client and the applier.
 //! - [`admin`]: the admin HTTP endpoint (`/metrics`, `/healthz`) and metrics.
 //! - [`check`]: `pgcache check`, the origin's CDC prerequisites with fixes.
 //! - [`demo`]: `pgcache demo`, a throwaway origin + proxy + workload.
 //! - [`logging`]: tracing subscriber set-up.
 //! - [`signal`]: SIGINT/SIGTERM as a shutdown future.
 //!
-//! Caching, SQL analysis and CDC arrive in later modules (see
-//! `docs/architecture.md`); today the proxy relays every session unchanged.
+//! Today the proxy relays every session unchanged; the SQL analysis, the
+//! catalog and the pgoutput decoder are built and tested but not yet wired
+//! into sessions (see `docs/architecture.md`).
 
 pub mod admin;
+pub mod catalog;
+pub mod cdc;
 pub mod check;
 pub mod cli;
 pub mod config;
@@ -26,3 +35,4 @@ pub mod logging;
 pub mod protocol;
 pub mod proxy;
 pub mod signal;
+pub mod sql;

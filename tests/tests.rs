@@ -21,3 +21,5 @@ mod relay_lifecycle;
 mod relay_load;
 mod relay_session;
 mod relay_startup;
+
+mod catalog;
