@@ -114,6 +114,7 @@ fn type_oid(name: &str) -> Oid {
         "int8[]" => Oid(1016),
         "varchar[]" => Oid(1015),
         "uuid[]" => Oid(2951),
+        "timestamptz[]" => Oid(1185),
         _ => oids::UNKNOWN,
     }
 }
@@ -531,6 +532,16 @@ fn functions(b: &mut SnapshotBuilder, ids: &mut Oids) {
             schema: PUBLIC,
             ..f("bump_counter", &[], "int8", V)
         },
+        // One name in two schemas of the default path: which is called
+        // depends on schema privileges.
+        Fn {
+            schema: PUBLIC,
+            ..f("initials", &["text"], "text", V)
+        },
+        Fn {
+            schema: APP,
+            ..f("initials", &["varchar"], "text", I)
+        },
     ];
     for t in [
         "int2",
@@ -793,6 +804,12 @@ const TABLES: &[TableSpec] = &[
         &["id"],
     ),
     (PUBLIC, "settings", "key text, value text", &["key"]),
+    (
+        PUBLIC,
+        "schedules",
+        "id int8, slots timestamptz[], starts timestamp, day date, note text",
+        &["id"],
+    ),
     (
         PUBLIC,
         "documents",

@@ -378,6 +378,14 @@ fn prepare(sql: &str, scs: bool) -> (Prepared, Option<Vec<usize>>) {
     let converted = convert::statement(&stmts[0], Lift::Shape);
     let kind = converted.statement.kind().clone();
     match converted.statement {
+        Statement::Query(_) if normalize::has_non_decimal_number(sql) => fixed(
+            vec![kind],
+            Reason::Unsupported(
+                "numbers in hexadecimal, octal, binary or with underscores \
+                 (PostgreSQL 16 syntax that older servers reject)"
+                    .to_owned(),
+            ),
+        ),
         Statement::Query(q) => {
             let mut values = Vec::with_capacity(converted.lifted.len());
             let mut types = Vec::with_capacity(converted.lifted.len());

@@ -267,8 +267,9 @@ pub enum Literal {
     /// An integer that fits `int4` (the scanner's `ICONST`).
     Integer(i32),
     /// Any other number, as written (the scanner's `FCONST`): integers that do
-    /// not fit `int4`, decimals, exponents. Its type is `int8` when it is an
-    /// integer that fits, else `numeric` (see [`Literal::type_class`]).
+    /// not fit `int4` (and `-2147483648`), decimals, exponents. Its type is
+    /// `int4` or `int8` when it is an integer that fits, else `numeric` (see
+    /// [`Literal::type_class`]).
     Numeric(String),
     /// A string constant: of type `unknown` until context gives it one.
     String(String),
@@ -305,17 +306,18 @@ impl Literal {
     }
 }
 
-/// `int8` for an integer-looking `FCONST` that fits, else `numeric` (as
-/// `make_const` decides with `scanint8`).
+/// The type `make_const` gives an `FCONST`: an integer that fits `int8` is
+/// `int4` when it also fits `int4` (only `-2147483648` can: the grammar
+/// folds the minus into `2147483648`), else `int8`; anything else `numeric`.
 pub(crate) fn numeric_type(text: &str) -> LiteralType {
     let digits = text.strip_prefix('-').unwrap_or(text);
-    if !digits.is_empty()
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && text.parse::<i64>().is_ok()
-    {
-        LiteralType::Int8
-    } else {
-        LiteralType::Numeric
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return LiteralType::Numeric;
+    }
+    match text.parse::<i64>() {
+        Ok(i) if i32::try_from(i).is_ok() => LiteralType::Int4,
+        Ok(_) => LiteralType::Int8,
+        Err(_) => LiteralType::Numeric,
     }
 }
 

@@ -89,7 +89,7 @@ pub(crate) fn check(
         }
     }
 
-    let mut typer = Typer::new(ctx.snapshot, path, &entries, params);
+    let mut typer = Typer::new(ctx.snapshot, path, &entries, params, ctx.has_temp_objects);
     for t in &select.targets {
         match t {
             SelectItem::Wildcard => {}

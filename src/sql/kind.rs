@@ -47,8 +47,11 @@ pub enum StatementKind {
     Call,
     Do,
     Lock,
-    /// `DISCARD ALL|PLANS|SEQUENCES|TEMP`.
-    Discard,
+    /// `DISCARD ALL|PLANS|SEQUENCES|TEMP`; `all` for `DISCARD ALL`, the only
+    /// one that resets settings (and the role).
+    Discard {
+        all: bool,
+    },
     /// `DECLARE` (cursor), `FETCH`/`MOVE`, `CLOSE`.
     Cursor,
     /// `VACUUM`, `ANALYZE`, `CLUSTER`, `REINDEX`, `CHECKPOINT`, `LOAD`,
@@ -125,7 +128,7 @@ impl StatementKind {
             | StatementKind::Deallocate
             | StatementKind::Explain
             | StatementKind::Lock
-            | StatementKind::Discard
+            | StatementKind::Discard { .. }
             | StatementKind::Cursor => false,
         }
     }
@@ -172,7 +175,7 @@ impl StatementKind {
             StatementKind::Call => "CALL",
             StatementKind::Do => "DO",
             StatementKind::Lock => "LOCK",
-            StatementKind::Discard => "DISCARD",
+            StatementKind::Discard { .. } => "DISCARD",
             StatementKind::Cursor => "cursor command",
         }
     }

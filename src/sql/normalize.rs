@@ -107,6 +107,32 @@ pub(crate) fn has_no_tokens(sql: &str) -> bool {
         .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c))
 }
 
+/// Whether `sql` writes a number in a form PostgreSQL 16 introduced
+/// (`0x1F`, `0o17`, `0b101`, `1_000`). pg_query reads it as the plain value,
+/// so it would share a shape with the decimal spelling, but servers before 16
+/// reject it ("trailing junk after numeric literal"); the analyzer does not
+/// know the origin's version.
+pub(crate) fn has_non_decimal_number(sql: &str) -> bool {
+    let suspicious = sql.as_bytes().windows(2).any(|w| {
+        w[0].is_ascii_digit() && matches!(w[1], b'_' | b'x' | b'X' | b'o' | b'O' | b'b' | b'B')
+    });
+    if !suspicious || has_no_tokens(sql) {
+        return false;
+    }
+    let Ok(raw) = pg_query::scan_tokens(sql) else {
+        return true;
+    };
+    raw.iter().any(|t| {
+        let text = usize::try_from(t.start)
+            .ok()
+            .zip(usize::try_from(t.end).ok())
+            .and_then(|(s, e)| sql.get(s..e))
+            .unwrap_or("_");
+        (t.token == Token::Iconst as i32 && !plain_int(text))
+            || (t.token == Token::Fconst as i32 && !plain_float(text))
+    })
+}
+
 /// Scan `sql` into a key, or `None` when the text must take the full parse.
 pub(crate) fn scan(sql: &str, standard_conforming_strings: bool) -> Option<Scan> {
     if !standard_conforming_strings && sql.contains('\\') {

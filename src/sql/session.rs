@@ -5,6 +5,11 @@
 //! the path to resolve names with, or `None` when it cannot be known (then
 //! nothing is cacheable for the session).
 //!
+//! `"$user"` in the path is the *current* user, which `SET ROLE` and `SET
+//! SESSION AUTHORIZATION` change (and with it which schemas are searched and
+//! what the session may read), so after either the path is unknown until
+//! `DISCARD ALL` (which resets the role; `RESET ALL` does not).
+//!
 //! Known limits, all resolved towards "unknown": a `SET` inside a
 //! transaction block (it may be rolled back or be transaction-local) makes
 //! the path unknown until the next `SET`/`RESET` outside one; `set_config`
@@ -25,6 +30,9 @@ pub struct SearchPathTracker {
     /// know (role and database settings can set one).
     reset_value: Option<SearchPath>,
     current: Option<SearchPath>,
+    /// `SET ROLE` or `SET SESSION AUTHORIZATION` ran (perhaps rolled back):
+    /// the current user is not the one the session started with.
+    role_changed: bool,
 }
 
 impl SearchPathTracker {
@@ -34,11 +42,15 @@ impl SearchPathTracker {
         SearchPathTracker {
             current: startup.clone(),
             reset_value: startup,
+            role_changed: false,
         }
     }
 
     /// The path to resolve names with, if known.
     pub fn current(&self) -> Option<&SearchPath> {
+        if self.role_changed {
+            return None;
+        }
         self.current.as_ref()
     }
 
@@ -59,6 +71,12 @@ impl SearchPathTracker {
     /// its text, `in_transaction_block` whether it ran inside `BEGIN … COMMIT`.
     pub fn executed(&mut self, kind: &StatementKind, sql: &str, in_transaction_block: bool) {
         let unknown_after = match kind {
+            StatementKind::Set(s)
+                if matches!(s.name.as_str(), "role" | "session_authorization") =>
+            {
+                self.role_changed = true;
+                false
+            }
             StatementKind::Set(s) if s.name == "search_path" => {
                 if s.local && !in_transaction_block {
                     return; // SET LOCAL outside a transaction has no effect.
@@ -82,9 +100,12 @@ impl SearchPathTracker {
                     false
                 }
             }
-            StatementKind::Discard => {
-                // DISCARD ALL includes RESET ALL (and cannot run in a block).
+            StatementKind::Discard { all: true } => {
+                // DISCARD ALL includes SET SESSION AUTHORIZATION DEFAULT and
+                // RESET ALL (and cannot run in a block); the other DISCARDs
+                // keep every setting.
                 self.current = self.reset_value.clone();
+                self.role_changed = false;
                 false
             }
             StatementKind::Do | StatementKind::Call | StatementKind::Execute => true,

@@ -17,7 +17,7 @@ use super::check::Maintenance;
 /// The value of a lifted literal, typed as PostgreSQL types the constant.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum ParamValue {
-    /// An integer constant that fits `int4`.
+    /// An integer constant that fits `int4` (`-2147483648` included).
     Int4(i32),
     /// An integer constant that fits `int8` but not `int4`.
     Int8(i64),
@@ -57,11 +57,14 @@ impl ParamValue {
     }
 }
 
-/// An `FCONST`'s value: `int8` when integral and in range, else `numeric`.
+/// An `FCONST`'s value, typed as [`numeric_type`] says.
 pub(crate) fn numeric_value(text: &str) -> ParamValue {
     match numeric_type(text) {
-        LiteralType::Int8 => match text.parse::<i64>() {
-            Ok(i) => ParamValue::Int8(i),
+        LiteralType::Int4 | LiteralType::Int8 => match text.parse::<i64>() {
+            Ok(i) => match i32::try_from(i) {
+                Ok(small) => ParamValue::Int4(small),
+                Err(_) => ParamValue::Int8(i),
+            },
             Err(_) => ParamValue::Numeric(text.to_owned()),
         },
         _ => ParamValue::Numeric(text.to_owned()),

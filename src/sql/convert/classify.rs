@@ -52,7 +52,9 @@ pub(super) fn classify(node: &N) -> StatementKind {
         N::CallStmt(_) => K::Call,
         N::DoStmt(_) => K::Do,
         N::LockStmt(_) => K::Lock,
-        N::DiscardStmt(_) => K::Discard,
+        N::DiscardStmt(d) => K::Discard {
+            all: d.target() == pb::DiscardMode::DiscardAll,
+        },
         N::DeclareCursorStmt(_) | N::FetchStmt(_) | N::ClosePortalStmt(_) => K::Cursor,
         N::VacuumStmt(v) => K::Utility(if v.is_vacuumcmd { "VACUUM" } else { "ANALYZE" }),
         N::ClusterStmt(_) => K::Utility("CLUSTER"),

@@ -10,6 +10,7 @@ mod analyze;
 mod convert;
 mod corpus;
 mod fast_path;
+mod redteam;
 mod robustness;
 mod session;
 

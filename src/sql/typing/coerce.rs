@@ -3,6 +3,8 @@
 
 use crate::catalog::{CastContext, Oid, TypeKind, Volatility, oids};
 
+use super::Arg;
+
 use super::super::reason::Reason;
 use super::{Ty, Typer, is_array_polymorphic, is_polymorphic};
 
@@ -196,5 +198,114 @@ impl Typer<'_> {
                 }
             }
         }
+    }
+
+    /// Whether `from` converts to `to` implicitly (`pg_cast` context `i`,
+    /// domains as their base type).
+    pub(super) fn implicit(&self, from: Oid, to: Oid) -> bool {
+        self.base(from) == to
+            || self
+                .snapshot
+                .cast(from, to)
+                .or_else(|| self.snapshot.cast(self.base(from), to))
+                .is_some_and(|c| c.context == CastContext::Implicit)
+    }
+
+    /// The common type of `types` as `select_common_type` chooses it: all in
+    /// one category; from the first, move to a later type the current one
+    /// converts to implicitly but not back, unless the current one is the
+    /// category's preferred type.
+    pub(super) fn common_supertype(&self, types: &[Oid]) -> Option<Oid> {
+        let (&first, rest) = types.split_first()?;
+        let preferred = |t: Oid| self.snapshot.type_(t).is_some_and(|t| t.preferred);
+        let mut current = first;
+        for &next in rest {
+            if next == current {
+                continue;
+            }
+            if self.category(next) != self.category(current) {
+                return None;
+            }
+            if !preferred(current) && self.implicit(current, next) && !self.implicit(next, current)
+            {
+                current = next;
+            }
+        }
+        Some(current)
+    }
+
+    /// The conversions a chosen candidate's polymorphic parameters imply.
+    ///
+    /// Arguments declared `anyelement`/`anyarray`/`anynonarray`/`anyenum`
+    /// share one element type; those declared `anycompatible…` are converted
+    /// to their common type (`select_common_type`), which may be a stable
+    /// cast (`array_position(timestamptz[], date)` converts the date with the
+    /// session's TimeZone). Unknown-typed arguments in either family are read
+    /// by the input function of the resolved element type (`text` when none).
+    pub(super) fn check_polymorphic(&self, params: &[Oid], args: &[Arg]) -> Result<(), Reason> {
+        let uncertain = || Reason::UncertainTypes("polymorphic arguments".to_owned());
+        for compatible in [false, true] {
+            let mut elements: Vec<Oid> = Vec::new();
+            let mut unknown = false;
+            let mut range = false;
+            for (&p, a) in params.iter().zip(args) {
+                let array = match p {
+                    oids::ANYELEMENT | oids::ANYNONARRAY | oids::ANYENUM if !compatible => false,
+                    oids::ANYARRAY if !compatible => true,
+                    oids::ANYCOMPATIBLE | oids::ANYCOMPATIBLENONARRAY if compatible => false,
+                    oids::ANYCOMPATIBLEARRAY if compatible => true,
+                    oids::ANYRANGE | oids::ANYMULTIRANGE if !compatible => {
+                        range = true;
+                        continue;
+                    }
+                    oids::ANYCOMPATIBLERANGE | oids::ANYCOMPATIBLEMULTIRANGE if compatible => {
+                        range = true;
+                        continue;
+                    }
+                    _ => continue,
+                };
+                match a.ty {
+                    Ty::Known(t) => {
+                        let e = if array {
+                            self.element(t).ok_or_else(uncertain)?
+                        } else {
+                            self.base(t)
+                        };
+                        if !elements.contains(&e) {
+                            elements.push(e);
+                        }
+                    }
+                    Ty::Unknown => unknown = true,
+                    Ty::Null => {}
+                    Ty::Unresolved => return Err(uncertain()),
+                }
+            }
+            let element = match elements.as_slice() {
+                [] => None,
+                [one] => Some(*one),
+                // anyelement arguments must be alike; PostgreSQL reports an error.
+                _ if !compatible => return Err(uncertain()),
+                many => {
+                    let target = self.common_supertype(many).ok_or_else(uncertain)?;
+                    for &o in many {
+                        if o != target {
+                            self.check_cast(o, target)?;
+                        }
+                    }
+                    Some(target)
+                }
+            };
+            if range && (element.is_some() || unknown) {
+                // The range's subtype decides, which the snapshot does not hold.
+                if compatible {
+                    return Err(uncertain());
+                }
+                continue;
+            }
+            if unknown {
+                self.check_input(element.unwrap_or(oids::TEXT))?;
+            }
+        }
+        Ok(())
     }
 }

@@ -48,6 +48,9 @@ pub(crate) struct Typer<'a> {
     path: &'a EffectivePath,
     entries: &'a [RangeEntry<'a>],
     params: ParamTypes<'a>,
+    /// The session created temporary objects: `pg_temp` comes first for
+    /// unqualified type names too (a temporary table is also a type).
+    has_temp_objects: bool,
     saw_aggregate: bool,
     in_aggregate: bool,
 }
@@ -91,12 +94,14 @@ impl<'a> Typer<'a> {
         path: &'a EffectivePath,
         entries: &'a [RangeEntry<'a>],
         params: ParamTypes<'a>,
+        has_temp_objects: bool,
     ) -> Typer<'a> {
         Typer {
             snapshot,
             path,
             entries,
             params,
+            has_temp_objects,
             saw_aggregate: false,
             in_aggregate: false,
         }
@@ -194,6 +199,9 @@ impl<'a> Typer<'a> {
                 .snapshot
                 .schema_by_name(s)
                 .and_then(|s| self.snapshot.type_in(s.oid, &t.name.name)),
+            None if self.has_temp_objects => {
+                return Err(Reason::SessionTempObjects(t.name.name.clone()));
+            }
             None => self
                 .path
                 .schemas()

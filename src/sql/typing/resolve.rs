@@ -28,6 +28,16 @@ impl Typer<'_> {
         check_candidate: &dyn Fn(C) -> Result<(), Reason>,
         result_of: &dyn Fn(C) -> Oid,
     ) -> Result<Ty, Reason> {
+        // Schema privileges are not in the snapshot, and PostgreSQL skips
+        // schemas the user may not use: when the name is found in several
+        // schemas, any candidate that accepts the arguments may be the one
+        // chosen, so each is checked (below) besides the best match.
+        let spans_schemas = candidates.iter().any(|c| c.1 != candidates[0].1);
+        let all = if spans_schemas {
+            candidates.clone()
+        } else {
+            Vec::new()
+        };
         // Same signature in several schemas: the earliest on the path wins.
         let mut kept: Vec<(C, usize, Vec<Oid>)> = Vec::new();
         for c in candidates {
@@ -134,12 +144,23 @@ impl Typer<'_> {
             for (&p, a) in c.2.iter().zip(args) {
                 self.check_coercion(a.ty, p, sibling)?;
             }
+            self.check_polymorphic(&c.2, args)?;
             let r = self.result_type(result_of(c.0), &c.2, args);
             result = match result {
                 None => Some(r),
                 Some(prev) if prev == r => Some(prev),
                 Some(_) => Some(Ty::Unresolved),
             };
+        }
+        for c in &all {
+            if !c.2.iter().zip(args).all(|(&p, a)| self.can_coerce(a.ty, p)) {
+                continue;
+            }
+            check_candidate(c.0)?;
+            for (&p, a) in c.2.iter().zip(args) {
+                self.check_coercion(a.ty, p, sibling)?;
+            }
+            self.check_polymorphic(&c.2, args)?;
         }
         Ok(result.unwrap_or(Ty::Unresolved))
     }
