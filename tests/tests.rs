@@ -15,6 +15,7 @@ mod binary_cli;
 mod relay_auth;
 mod relay_cancel;
 mod relay_copy;
+mod relay_edge;
 mod relay_faults;
 mod relay_golden;
 mod relay_lifecycle;

@@ -60,7 +60,9 @@ pub mod frontend {
 pub mod backend {
     pub const AUTHENTICATION: u8 = b'R';
     pub const BACKEND_KEY_DATA: u8 = b'K';
+    pub const COPY_IN_RESPONSE: u8 = b'G';
     pub const ERROR_RESPONSE: u8 = b'E';
+    pub const NEGOTIATE_PROTOCOL_VERSION: u8 = b'v';
     pub const PARAMETER_STATUS: u8 = b'S';
     pub const READY_FOR_QUERY: u8 = b'Z';
 }

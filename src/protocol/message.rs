@@ -50,6 +50,22 @@ pub fn backend_key_data(out: &mut Vec<u8>, key: CancelKey) {
     out.extend_from_slice(&key.secret.to_be_bytes());
 }
 
+/// Append a `NegotiateProtocolVersion`: the newest protocol version the
+/// server supports (as in a `StartupMessage`, e.g. 3.0 = 196608) and the
+/// protocol options (`_pq_.…`) it did not recognise.
+pub fn negotiate_protocol_version(out: &mut Vec<u8>, newest: i32, unrecognized: &[&str]) {
+    let start = out.len();
+    out.push(b'v');
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&newest.to_be_bytes());
+    out.extend_from_slice(&(unrecognized.len() as i32).to_be_bytes());
+    for name in unrecognized {
+        out.extend(name.bytes().filter(|&b| b != 0));
+        out.push(0);
+    }
+    patch_len(out, start);
+}
+
 /// Decode the body of a `BackendKeyData` (the whole message, type byte included).
 pub fn parse_backend_key_data(msg: &[u8]) -> Option<CancelKey> {
     let body = msg.get(5..13)?;
@@ -138,6 +154,21 @@ mod tests {
         assert_eq!(out.len(), 13);
         assert_eq!(parse_backend_key_data(&out), Some(key));
         assert_eq!(parse_backend_key_data(&out[..12]), None);
+    }
+
+    #[test]
+    fn negotiate_protocol_version_layout() {
+        let mut out = Vec::new();
+        negotiate_protocol_version(&mut out, 196_608, &[]);
+        assert_eq!(out, [b'v', 0, 0, 0, 12, 0, 3, 0, 0, 0, 0, 0, 0]);
+        out.clear();
+        negotiate_protocol_version(&mut out, 196_608, &["_pq_.x"]);
+        assert_eq!(&out[9..13], &1i32.to_be_bytes());
+        assert_eq!(&out[13..], b"_pq_.x\0");
+        assert_eq!(
+            i32::from_be_bytes([out[1], out[2], out[3], out[4]]) as usize + 1,
+            out.len()
+        );
     }
 
     #[test]

@@ -7,21 +7,27 @@
 //!    are answered `N` (TLS is not configured); a `CancelRequest` is mapped and
 //!    forwarded, then the connection closes; a `StartupMessage` moves on.
 //! 2. **Connecting** — open the origin connection and pass the
-//!    `StartupMessage` on unchanged. Failure → `FATAL 08001` with the reason.
+//!    `StartupMessage` on (a request for protocol 3.x, x > 0, as 3.0; the
+//!    client is sent NegotiateProtocolVersion). Failure → `FATAL 08001` with
+//!    the reason.
 //! 3. **Relaying** — one loop reads both sockets; every message is framed in
 //!    both directions ([`FrameScanner`]) and passed on in arrival order.
 //!    Authentication is just relayed traffic. `BackendKeyData` is rewritten to
 //!    a proxy-issued key; `ReadyForQuery` settles outstanding requests.
-//! 4. **Closing** — on `Terminate`, either side's EOF, a protocol violation
-//!    (`FATAL 08P01` to the client) or shutdown (at the next idle point, or
-//!    at once when the drain timeout expires).
+//! 4. **Closing** — on `Terminate` (once the origin has answered what was
+//!    pipelined before it), either side's EOF, a protocol violation by either
+//!    side (`FATAL 08P01` to the client) or shutdown (at the next idle point,
+//!    or at once when the drain timeout expires).
 //!
 //! Handlers are synchronous: they decide what to forward; all socket I/O is in
-//! [`relay`]'s loop. The reads raced in its `select!` are `read_buf`, which is
-//! cancel-safe: a read that loses the race has consumed nothing.
+//! [`relay`]'s loop. The reads and writes raced in its `select!` are
+//! `read_buf` and `write`, which are cancel-safe: one that loses the race has
+//! moved no bytes.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -89,8 +95,12 @@ async fn serve_client(
     )
     .await
     .map_err(|_| SessionEnd::StartupTimeout)?;
-    let (packet, params) = match negotiated {
-        Ok(Negotiated::Startup { packet, params }) => (packet, params),
+    let (packet, params, downgraded) = match negotiated {
+        Ok(Negotiated::Startup {
+            packet,
+            params,
+            downgraded,
+        }) => (packet, params, downgraded),
         Ok(Negotiated::Cancel(key)) => {
             forward_cancel(shared, key).await;
             return Ok(());
@@ -151,9 +161,20 @@ async fn serve_client(
     };
     // `buf` may hold bytes the client sent after its StartupMessage (a
     // pipelining client); they are relayed after it.
+    let start = Start {
+        packet: &packet,
+        downgraded,
+        client_buf: buf,
+    };
     match stream {
-        OriginStream::Tcp(s) => relay(client, s, shared, &packet, buf).await,
-        OriginStream::Unix(s) => relay(client, s, shared, &packet, buf).await,
+        OriginStream::Tcp(mut s) => {
+            let (rd, wr) = s.split();
+            relay(client, rd, wr, shared, start).await
+        }
+        OriginStream::Unix(mut s) => {
+            let (rd, wr) = s.split();
+            relay(client, rd, wr, shared, start).await
+        }
     }
 }
 
@@ -161,6 +182,9 @@ enum Negotiated {
     Startup {
         packet: Vec<u8>,
         params: Vec<(String, String)>,
+        /// The client asked for a newer 3.x than the proxy speaks: `packet`
+        /// now asks the origin for 3.0 and the client must be told.
+        downgraded: bool,
     },
     Cancel(CancelKey),
     /// Say this and close.
@@ -188,12 +212,22 @@ async fn negotiate(client: &mut TcpStream, buf: &mut BytesMut) -> Result<Negotia
                 client.write_all(b"N").await?;
             }
             StartupPacket::Cancel(key) => return Ok(Negotiated::Cancel(key)),
+            // The proxy speaks protocol 3.0 (it rewrites the 3.0 form of
+            // BackendKeyData), so a request for a newer minor version
+            // (libpq 18 asks for 3.2 with max_protocol_version) is passed
+            // on as 3.0 and answered with NegotiateProtocolVersion, as a
+            // 3.0 server answers it.
             StartupPacket::Startup {
-                major: 3, params, ..
+                major: 3,
+                minor,
+                params,
             } => {
+                let mut packet = packet.to_vec();
+                packet[4..8].copy_from_slice(&startup::PROTOCOL_3_0.to_be_bytes());
                 return Ok(Negotiated::Startup {
-                    packet: packet.to_vec(),
+                    packet,
                     params,
+                    downgraded: minor > 0,
                 });
             }
             StartupPacket::Startup { major, minor, .. } => {
@@ -213,7 +247,12 @@ async fn negotiate(client: &mut TcpStream, buf: &mut BytesMut) -> Result<Negotia
 }
 
 /// Send a FATAL error to a client that will be closed (best effort).
-async fn refuse(client: &mut TcpStream, shared: &Shared, code: SqlState, text: &str) {
+async fn refuse<W: AsyncWrite + Unpin>(
+    client: &mut W,
+    shared: &Shared,
+    code: SqlState,
+    text: &str,
+) {
     let mut out = Vec::new();
     message::error_response(&mut out, Severity::Fatal, code, text);
     if client.write_all(&out).await.is_ok() {
@@ -244,6 +283,17 @@ fn inspected(tag: u8) -> bool {
     tag == backend::BACKEND_KEY_DATA || tag == backend::READY_FOR_QUERY
 }
 
+/// What the relay starts from once the origin is connected.
+struct Start<'a> {
+    /// The `StartupMessage` to send to the origin.
+    packet: &'a [u8],
+    /// See [`Negotiated::Startup`].
+    downgraded: bool,
+    /// Bytes the client sent after its `StartupMessage` (a pipelining
+    /// client); they are relayed after it.
+    client_buf: BytesMut,
+}
+
 /// Relay state that outlives one read.
 struct Relay<'a> {
     shared: &'a Shared,
@@ -252,32 +302,67 @@ struct Relay<'a> {
     /// Requests (Query, Sync, FunctionCall, and the startup itself) whose
     /// `ReadyForQuery` has not come back yet. Zero means the session is idle.
     outstanding: u64,
-    /// The client sent Terminate: close once it is passed on.
+    /// Syncs passed on since the last Query, Execute or FunctionCall. If that
+    /// statement is a `COPY … FROM STDIN`, the origin reads them in copy-in
+    /// mode, where it ignores Sync: they get no `ReadyForQuery`.
+    syncs_since_statement: u64,
+    /// The origin sent CopyInResponse and has not left copy-in mode as far
+    /// as the relay has seen (CopyDone/CopyFail from the client, or an error).
+    copy_in: bool,
+    /// The client sent Terminate: the origin answers what was pipelined
+    /// before it, then closes; nothing more is read from the client.
     terminated: bool,
+    /// The client still has to be told that the origin speaks 3.0 only.
+    negotiation_owed: bool,
+    /// The origin broke the protocol at the front of the unframed bytes.
+    origin_violation: Option<ProtocolError>,
     /// The origin backend's own cancel key, once known.
     origin_key: Option<CancelKey>,
     /// The key the client holds; removed from the map when the session ends.
     registration: Option<super::cancel::Registration>,
 }
 
-async fn relay<O: AsyncRead + AsyncWrite + Unpin>(
+/// Relay until the session ends.
+///
+/// Each direction holds at most one read's worth of framed bytes waiting to
+/// be written, and reads its source only once they are gone. The two
+/// directions never wait for each other: while a write to the origin waits
+/// (the origin is not reading), the origin is still read and its messages
+/// reach the client. PostgreSQL does not read while it is blocked writing,
+/// so a relay that stopped reading the origin while writing to it would
+/// deadlock on a large COPY FROM STDIN whose rows make the server send
+/// notices.
+async fn relay<R, W>(
     client: &mut TcpStream,
-    mut origin: O,
+    mut origin_rd: R,
+    mut origin_wr: W,
     shared: &Shared,
-    startup_packet: &[u8],
-    mut client_buf: BytesMut,
-) -> Result<(), SessionEnd> {
-    origin.write_all(startup_packet).await?;
+    start: Start<'_>,
+) -> Result<(), SessionEnd>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    origin_wr.write_all(start.packet).await?;
+    let mut client_buf = start.client_buf;
+    let (mut client_rd, mut client_wr) = client.split();
     let mut state = Relay {
         shared,
         from_client: FrameScanner::new(Direction::Frontend, shared.config.limits.max_message_size),
         from_origin: FrameScanner::new(Direction::Backend, usize::MAX),
         outstanding: 1,
+        syncs_since_statement: 0,
+        copy_in: false,
         terminated: false,
+        negotiation_owed: start.downgraded,
+        origin_violation: None,
         origin_key: None,
         registration: None,
     };
     let mut origin_buf = BytesMut::with_capacity(READ_CHUNK);
+    // Framed bytes waiting to be written, one per direction.
+    let mut to_origin = BytesMut::new();
+    let mut to_client = BytesMut::new();
     // One waiter on the shutdown phase for the whole session: re-creating it
     // per loop turn would take the channel's waiter lock twice per message.
     let mut draining = *shared.phase.borrow() != Phase::Running;
@@ -285,44 +370,97 @@ async fn relay<O: AsyncRead + AsyncWrite + Unpin>(
     tokio::pin!(next_phase);
 
     loop {
-        // Bytes the client pipelined behind its startup packet are handled
-        // before waiting on either socket.
-        if !client_buf.is_empty() {
-            let n = match state.client_bytes(&client_buf) {
-                Ok(n) => n,
-                Err(e) => return state.protocol_violation(client, &mut origin, e).await,
-            };
-            if n > 0 {
-                origin.write_all(&client_buf[..n]).await?;
-                client_buf.advance(n);
-            }
-            if state.terminated {
-                return Ok(());
+        // Frame what the client sent (also bytes it pipelined behind its
+        // startup packet) once the previous batch is written.
+        if to_origin.is_empty() && !client_buf.is_empty() && !state.terminated {
+            match state.client_bytes(&client_buf) {
+                Ok(n) => to_origin = client_buf.split_to(n),
+                Err(e) => {
+                    return state
+                        .protocol_violation(&mut client_wr, &mut origin_wr, &to_client, e)
+                        .await;
+                }
             }
         }
-        if draining && state.outstanding == 0 {
-            return state.goodbye(client, &mut origin).await;
+        // Most writes find room in the socket: make them now rather than one
+        // loop turn later. What does not fit waits in the raced writes below.
+        if !to_origin.is_empty() {
+            write_now(&mut origin_wr, &mut to_origin)?;
+        }
+        if !to_client.is_empty() {
+            let n = write_now(&mut client_wr, &mut to_client)?;
+            shared.metrics.client_bytes_sent.inc_by(n as u64);
+        }
+        if to_client.is_empty() {
+            if let Some(e) = state.origin_violation.take() {
+                return state
+                    .origin_violation(&mut client_wr, &mut origin_wr, e)
+                    .await;
+            }
+            if to_origin.is_empty() && state.outstanding == 0 {
+                if state.terminated {
+                    return Ok(());
+                }
+                if draining {
+                    return state
+                        .goodbye(&mut client_wr, &mut origin_wr, &to_client, &to_origin)
+                        .await;
+                }
+            }
         }
         reserve(&mut client_buf);
         reserve(&mut origin_buf);
         tokio::select! {
-            read = client.read_buf(&mut client_buf) => {
+            read = client_rd.read_buf(&mut client_buf),
+                if to_origin.is_empty() && !state.terminated =>
+            {
                 let n = read?;
                 if n == 0 {
-                    return state.client_gone(&mut origin).await;
+                    return state.client_gone(&mut origin_wr).await;
                 }
                 shared.metrics.client_bytes_received.inc_by(n as u64);
             }
-            read = origin.read_buf(&mut origin_buf) => {
+            read = origin_rd.read_buf(&mut origin_buf),
+                if to_client.is_empty() && state.origin_violation.is_none() =>
+            {
                 if read? == 0 {
-                    // The origin closed (usually after a FATAL it already sent).
+                    // The origin closed (usually after a FATAL it already
+                    // sent, or after the client's Terminate).
                     return Ok(());
                 }
-                let n = state.origin_bytes(&mut origin_buf)?;
-                if n > 0 {
-                    client.write_all(&origin_buf[..n]).await?;
-                    shared.metrics.client_bytes_sent.inc_by(n as u64);
+                if state.negotiation_owed {
+                    state.negotiation_owed = false;
+                    if origin_buf[0] != backend::NEGOTIATE_PROTOCOL_VERSION {
+                        let mut npv = Vec::new();
+                        message::negotiate_protocol_version(
+                            &mut npv,
+                            startup::PROTOCOL_3_0,
+                            &[],
+                        );
+                        to_client.extend_from_slice(&npv);
+                    }
+                }
+                let n = state.origin_bytes(&mut origin_buf);
+                if to_client.is_empty() {
+                    to_client = origin_buf.split_to(n);
+                } else {
+                    to_client.extend_from_slice(&origin_buf[..n]);
                     origin_buf.advance(n);
+                }
+            }
+            written = origin_wr.write(&to_origin), if !to_origin.is_empty() => {
+                to_origin.advance(nonzero(written?)?);
+                if to_origin.is_empty() {
+                    // Let the next reserve reuse the buffer.
+                    to_origin = BytesMut::new();
+                }
+            }
+            written = client_wr.write(&to_client), if !to_client.is_empty() => {
+                let n = nonzero(written?)?;
+                shared.metrics.client_bytes_sent.inc_by(n as u64);
+                to_client.advance(n);
+                if to_client.is_empty() {
+                    to_client = BytesMut::new();
                 }
             }
             (now, rx) = &mut next_phase => {
@@ -332,10 +470,40 @@ async fn relay<O: AsyncRead + AsyncWrite + Unpin>(
                     if state.outstanding > 0 {
                         state.cancel_origin_query().await;
                     }
-                    return state.goodbye(client, &mut origin).await;
+                    return state
+                        .goodbye(&mut client_wr, &mut origin_wr, &to_client, &to_origin)
+                        .await;
                 }
             }
         }
+    }
+}
+
+/// Write as much of `buf` as the socket takes without waiting, and drop the
+/// written bytes (releasing the buffer when all went). Polling once with a
+/// no-op waker is sound with tokio's readiness model: a later poll from the
+/// loop's `select!` registers the real waker.
+fn write_now<W: AsyncWrite + Unpin>(wr: &mut W, buf: &mut BytesMut) -> std::io::Result<usize> {
+    let mut cx = Context::from_waker(Waker::noop());
+    match Pin::new(wr).poll_write(&mut cx, buf) {
+        Poll::Ready(written) => {
+            let n = nonzero(written?)?;
+            buf.advance(n);
+            if buf.is_empty() {
+                *buf = BytesMut::new();
+            }
+            Ok(n)
+        }
+        Poll::Pending => Ok(0),
+    }
+}
+
+/// A write that accepted no bytes means the peer can take no more.
+fn nonzero(n: usize) -> std::io::Result<usize> {
+    if n == 0 {
+        Err(std::io::ErrorKind::WriteZero.into())
+    } else {
+        Ok(n)
     }
 }
 
@@ -352,8 +520,17 @@ impl Relay<'_> {
                 Step::NeedMore => return Ok(pos),
             };
             match tag {
-                Some(frontend::QUERY | frontend::SYNC | frontend::FUNCTION_CALL) => {
-                    self.outstanding += 1
+                Some(frontend::QUERY | frontend::FUNCTION_CALL) => {
+                    self.outstanding += 1;
+                    self.syncs_since_statement = 0;
+                }
+                Some(frontend::EXECUTE) => self.syncs_since_statement = 0,
+                Some(frontend::SYNC) => {
+                    self.outstanding += 1;
+                    self.syncs_since_statement += 1;
+                }
+                Some(frontend::COPY_DONE | frontend::COPY_FAIL) if self.copy_in => {
+                    self.copy_in_ended();
                 }
                 Some(frontend::TERMINATE) => {
                     self.terminated = true;
@@ -365,46 +542,79 @@ impl Relay<'_> {
         }
     }
 
+    /// Copy-in mode is over at the origin. The Syncs the client sent since
+    /// the COPY statement were read in copy-in mode and ignored: no
+    /// `ReadyForQuery` will answer them. (libpq and tokio-postgres send one
+    /// with the COPY's Execute and another after CopyDone/CopyFail; only the
+    /// second is answered. The one case this misjudges — an error raised
+    /// before the origin read anything in copy-in mode, such as a failing
+    /// statement-level BEFORE trigger — yields one extra `ReadyForQuery`,
+    /// which `outstanding` absorbs at zero.)
+    fn copy_in_ended(&mut self) {
+        self.outstanding = self.outstanding.saturating_sub(self.syncs_since_statement);
+        self.syncs_since_statement = 0;
+        self.copy_in = false;
+    }
+
     /// Frame the origin's bytes, rewriting `BackendKeyData` in place; returns
-    /// how many to pass on now.
-    fn origin_bytes(&mut self, buf: &mut [u8]) -> Result<usize, SessionEnd> {
+    /// how many to pass on now. A protocol violation stops framing in front
+    /// of the offending message and is kept in `origin_violation`.
+    fn origin_bytes(&mut self, buf: &mut [u8]) -> usize {
         let mut pos = 0;
         loop {
-            let step = self
-                .from_origin
-                .next(&buf[pos..], inspected)
-                .map_err(SessionEnd::Protocol)?;
-            match step {
-                Step::Message { tag, len } => {
-                    let msg = &mut buf[pos..pos + len];
-                    match tag {
-                        backend::BACKEND_KEY_DATA => self.swap_cancel_key(msg),
-                        backend::READY_FOR_QUERY => {
-                            self.outstanding = self.outstanding.saturating_sub(1);
-                        }
-                        _ => {}
-                    }
-                    pos += len;
+            let step = match self.from_origin.next(&buf[pos..], inspected) {
+                Ok(step) => step,
+                Err(e) => {
+                    self.origin_violation = Some(e);
+                    return pos;
                 }
-                Step::Start { avail: n, .. } | Step::Body(n) => pos += n,
-                Step::NeedMore => return Ok(pos),
+            };
+            let (tag, n) = match step {
+                Step::Message { tag, len } => (Some(tag), len),
+                Step::Start { tag, avail } => (Some(tag), avail),
+                Step::Body(n) => (None, n),
+                Step::NeedMore => return pos,
+            };
+            match tag {
+                Some(backend::BACKEND_KEY_DATA) => {
+                    if let Err(e) = self.swap_cancel_key(&mut buf[pos..pos + n]) {
+                        self.origin_violation = Some(e);
+                        return pos;
+                    }
+                }
+                Some(backend::READY_FOR_QUERY) => {
+                    self.outstanding = self.outstanding.saturating_sub(1);
+                }
+                Some(backend::COPY_IN_RESPONSE) => self.copy_in = true,
+                Some(backend::ERROR_RESPONSE) if self.copy_in => self.copy_in_ended(),
+                _ => {}
             }
+            pos += n;
         }
     }
 
-    /// Replace the origin's cancel key with one the proxy issues.
-    fn swap_cancel_key(&mut self, msg: &mut [u8]) {
-        let Some(origin_key) = message::parse_backend_key_data(msg) else {
-            return;
+    /// Replace the origin's cancel key with one the proxy issues. Only the
+    /// protocol 3.0 form (4-byte secret) is expected, as the proxy asks the
+    /// origin for 3.0; anything else would leave the client holding a key
+    /// the proxy cannot map, so it is refused rather than passed on.
+    fn swap_cancel_key(&mut self, msg: &mut [u8]) -> Result<(), ProtocolError> {
+        let malformed = ProtocolError::Malformed {
+            tag: backend::BACKEND_KEY_DATA,
+            what: "cancel key is not the protocol 3.0 form (4-byte secret)",
         };
+        let Some(origin_key) = message::parse_backend_key_data(msg) else {
+            return Err(malformed);
+        };
+        if self.registration.is_some() || msg.len() != 13 {
+            return Err(malformed);
+        }
         let registration = self.shared.cancel.register(origin_key);
         let mut rewritten = Vec::with_capacity(13);
         message::backend_key_data(&mut rewritten, registration.key);
-        if rewritten.len() == msg.len() {
-            msg.copy_from_slice(&rewritten);
-        }
+        msg.copy_from_slice(&rewritten);
         self.origin_key = Some(origin_key);
         self.registration = Some(registration);
+        Ok(())
     }
 
     /// The client went away. If a statement is still running for it, cancel
@@ -433,45 +643,98 @@ impl Relay<'_> {
         }
     }
 
-    async fn protocol_violation<O: AsyncWrite + Unpin>(
+    /// Tell the client `FATAL code text` after the origin bytes still owed
+    /// to it, unless the client is in the middle of an origin message (a
+    /// message of ours there would corrupt the stream; it gets the close).
+    async fn fatal_to_client<C: AsyncWrite + Unpin>(
+        &self,
+        client: &mut C,
+        pending: &[u8],
+        code: SqlState,
+        text: &str,
+    ) {
+        if !self.from_origin.at_boundary() {
+            return;
+        }
+        let mut out = pending.to_vec();
+        message::error_response(&mut out, Severity::Fatal, code, text);
+        if client.write_all(&out).await.is_ok() {
+            self.shared
+                .metrics
+                .client_bytes_sent
+                .inc_by(out.len() as u64);
+        }
+    }
+
+    /// End the origin session with Terminate if the bytes it has received
+    /// end on a message boundary (otherwise closing the socket ends it).
+    async fn terminate_origin<O: AsyncWrite + Unpin>(&self, origin: &mut O, pending: &[u8]) {
+        if pending.is_empty() && self.from_client.at_boundary() {
+            let mut out = Vec::new();
+            message::terminate(&mut out);
+            let _ = origin.write_all(&out).await;
+        }
+    }
+
+    async fn protocol_violation<C: AsyncWrite + Unpin, O: AsyncWrite + Unpin>(
         &mut self,
-        client: &mut TcpStream,
+        client: &mut C,
         origin: &mut O,
+        to_client: &[u8],
         error: ProtocolError,
     ) -> Result<(), SessionEnd> {
         self.shared.metrics.protocol_errors.inc();
-        refuse(
+        self.fatal_to_client(
             client,
-            self.shared,
+            to_client,
             SqlState::PROTOCOL_VIOLATION,
             &error.to_string(),
         )
         .await;
         // Everything passed on so far ended on a message boundary.
-        let mut out = Vec::new();
-        message::terminate(&mut out);
-        let _ = origin.write_all(&out).await;
+        self.terminate_origin(origin, &[]).await;
+        Err(SessionEnd::Protocol(error))
+    }
+
+    /// The origin sent something the relay cannot pass on faithfully.
+    async fn origin_violation<C: AsyncWrite + Unpin, O: AsyncWrite + Unpin>(
+        &mut self,
+        client: &mut C,
+        origin: &mut O,
+        error: ProtocolError,
+    ) -> Result<(), SessionEnd> {
+        self.shared.metrics.protocol_errors.inc();
+        warn!(error = %error, "protocol violation by the origin");
+        if self.outstanding > 0 {
+            self.cancel_origin_query().await;
+        }
+        self.fatal_to_client(
+            client,
+            &[],
+            SqlState::PROTOCOL_VIOLATION,
+            &format!("pgcache received an invalid message from the origin server: {error}"),
+        )
+        .await;
+        self.terminate_origin(origin, &[]).await;
         Err(SessionEnd::Protocol(error))
     }
 
     /// Close for shutdown: tell the client why, end the origin session.
-    async fn goodbye<O: AsyncWrite + Unpin>(
+    async fn goodbye<C: AsyncWrite + Unpin, O: AsyncWrite + Unpin>(
         &mut self,
-        client: &mut TcpStream,
+        client: &mut C,
         origin: &mut O,
+        to_client: &[u8],
+        to_origin: &[u8],
     ) -> Result<(), SessionEnd> {
-        refuse(
+        self.fatal_to_client(
             client,
-            self.shared,
+            to_client,
             SqlState::ADMIN_SHUTDOWN,
             "terminating connection because pgcache is shutting down",
         )
         .await;
-        if self.from_client.at_boundary() {
-            let mut out = Vec::new();
-            message::terminate(&mut out);
-            let _ = origin.write_all(&out).await;
-        }
+        self.terminate_origin(origin, to_origin).await;
         Ok(())
     }
 }
