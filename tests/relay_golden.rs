@@ -62,7 +62,9 @@ async fn simple_query_multi_statement() {
         // Two queries pipelined in one write.
         step(
             &[
-                fe::query("INSERT INTO golden_simple_t VALUES (1, 'dup')"),
+                // An error whose fields do not name the session's temp
+                // schema (pg_temp_N differs between the two connections).
+                fe::query("INSERT INTO golden_simple_t VALUES ('one', 'dup')"),
                 fe::query("SELECT now()::date = current_date, 'still alive'"),
             ],
             Until::Ready(2),
@@ -74,7 +76,7 @@ async fn simple_query_multi_statement() {
     assert!(has_error(p, "42P01"), "undefined table error expected");
     assert!(has_error(p, "22012"), "division by zero expected");
     assert!(has_error(p, "25P02"), "in failed transaction expected");
-    assert!(has_error(p, "23505"), "unique violation expected");
+    assert!(has_error(p, "22P02"), "invalid integer input expected");
     assert_eq!(count(p, b'I'), 2, "two EmptyQueryResponse");
     assert_eq!(
         ready_statuses(p),
