@@ -14,6 +14,23 @@
 //! Whatever happens, the proxy is shut down, PostgreSQL is stopped and the
 //! temporary directory removed.
 
+/// `println!` that ignores a closed stdout (`pgcache demo | head`): the
+/// demo must still clean up rather than panic on a broken pipe.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `print!` with the same tolerance as [`say!`].
+macro_rules! say_raw {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod origin;
 mod workload;
 
@@ -249,19 +266,19 @@ impl StopSignals {
 pub async fn run(config: Config, opts: DemoOptions) -> Result<(), DemoError> {
     let mut signals = StopSignals::install()?;
 
-    println!("Starting a throwaway PostgreSQL…");
+    say!("Starting a throwaway PostgreSQL…");
     // Started in its own task so that Ctrl-C cannot abandon initdb or pg_ctl
     // half-way: on Ctrl-C the start is allowed to finish, then it is undone.
     let mut starting = tokio::spawn(async { start_origin(&OriginOptions::default()).await });
     let origin = tokio::select! {
         started = &mut starting => started.map_err(start_task_failed)??,
         which = signals.recv() => {
-            println!("{which}: stopping as soon as PostgreSQL has finished starting…");
+            say!("{which}: stopping as soon as PostgreSQL has finished starting…");
             let origin = starting.await.map_err(start_task_failed)??;
             return origin.stop().await;
         }
     };
-    println!(
+    say!(
         "PostgreSQL is running in {} on {}:{} (log: {}).",
         origin.dir().display(),
         origin.host(),
@@ -271,7 +288,7 @@ pub async fn run(config: Config, opts: DemoOptions) -> Result<(), DemoError> {
 
     let result = with_origin(config, &opts, &origin, &mut signals).await;
 
-    println!(
+    say!(
         "Stopping PostgreSQL and removing {}…",
         origin.dir().display()
     );
@@ -283,7 +300,7 @@ pub async fn run(config: Config, opts: DemoOptions) -> Result<(), DemoError> {
         }
         (Err(e), Ok(())) | (Ok(()), Err(e)) => Err(e),
         (Ok(()), Ok(())) => {
-            println!("Done.");
+            say!("Done.");
             Ok(())
         }
     }
@@ -306,19 +323,17 @@ async fn with_origin(
     tokio::select! {
         loaded = load_sample_schema(origin) => loaded?,
         which = signals.recv() => {
-            println!("{which}: stopping.");
+            say!("{which}: stopping.");
             return Ok(());
         }
     }
-    println!(
-        "Loaded the sample schema into database {DEMO_DATABASE:?} (customers, products, orders)."
-    );
+    say!("Loaded the sample schema into database {DEMO_DATABASE:?} (customers, products, orders).");
 
     let config = demo_config(config, origin);
     let grace = config.shutdown.timeout + PROXY_STOP_SLACK;
     let mut proxy = RunningProxy::start(config).await?;
     let result = with_proxy(opts, &mut proxy, signals).await;
-    println!("Stopping the proxy…");
+    say!("Stopping the proxy…");
     let stopped = proxy.shutdown(grace).await;
     result.and(stopped)
 }
@@ -330,15 +345,15 @@ async fn with_proxy(
     signals: &mut StopSignals,
 ) -> Result<(), DemoError> {
     let psql = proxy.psql_command();
-    println!("Proxy listening on {}; connect with:", proxy.proxy_addr);
-    println!("    {psql}");
+    say!("Proxy listening on {}; connect with:", proxy.proxy_addr);
+    say!("    {psql}");
     match proxy.admin_addr {
-        Some(addr) => println!("Metrics: http://{}/metrics", display_addr(addr)),
-        None => println!("Metrics: admin endpoint disabled (set admin.listen in pgcache.toml)."),
+        Some(addr) => say!("Metrics: http://{}/metrics", display_addr(addr)),
+        None => say!("Metrics: admin endpoint disabled (set admin.listen in pgcache.toml)."),
     }
 
     if opts.seconds > 0 && opts.clients > 0 {
-        println!(
+        say!(
             "Running a {} s workload with {} client{} through the proxy…",
             opts.seconds,
             opts.clients,
@@ -352,12 +367,12 @@ async fn with_proxy(
         let summary = tokio::select! {
             summary = workload => summary,
             which = signals.recv() => {
-                println!("{which}: stopping.");
+                say!("{which}: stopping.");
                 return Ok(());
             }
         };
-        print!("{summary}");
-        println!("Proxy counters: {}", proxy_counters(&proxy.metrics));
+        say_raw!("{summary}");
+        say!("Proxy counters: {}", proxy_counters(&proxy.metrics));
         if summary.total == 0 {
             return Err(DemoError::Workload {
                 first_error: summary
@@ -366,16 +381,16 @@ async fn with_proxy(
             });
         }
     } else {
-        println!("Workload skipped (--seconds 0 or --clients 0).");
+        say!("Workload skipped (--seconds 0 or --clients 0).");
     }
 
     if opts.exit_after_workload {
         return Ok(());
     }
-    println!("Proxy is running; connect with {psql} … Press Ctrl-C to stop.");
+    say!("Proxy is running; connect with {psql} … Press Ctrl-C to stop.");
     tokio::select! {
         which = signals.recv() => {
-            println!("{which}: stopping.");
+            say!("{which}: stopping.");
             Ok(())
         }
         ended = proxy.wait_unexpected_end() => Err(ended),
@@ -644,7 +659,7 @@ async fn bind_with_fallback(addr: &str, what: &'static str) -> Result<TcpListene
             let actual = listener
                 .local_addr()
                 .map_or_else(|_| fallback.clone(), |a| a.to_string());
-            println!("Note: {addr} is unavailable ({e}); {what} listens on {actual} instead.");
+            say!("Note: {addr} is unavailable ({e}); {what} listens on {actual} instead.");
             Ok(listener)
         }
         Err(e) => Err(error(addr, e)),
