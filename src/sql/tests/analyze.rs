@@ -7,20 +7,6 @@ use crate::catalog::{SearchPath, Volatility};
 use crate::sql::ast::{Expr, LiteralType, SetExpr};
 use crate::sql::{Maintenance, ParamValue, Reason, StatementKind};
 
-fn cacheable(fx: &Fx, sql: &str) -> crate::sql::Cacheable {
-    match fx.verdict(sql) {
-        Verdict::Cacheable(c) => c,
-        Verdict::NotCacheable(r) => panic!("{sql}: not cacheable: {r}"),
-    }
-}
-
-fn reason(fx: &Fx, sql: &str) -> Reason {
-    match fx.verdict(sql) {
-        Verdict::NotCacheable(r) => r,
-        Verdict::Cacheable(c) => panic!("{sql}: cacheable: {c:?}"),
-    }
-}
-
 #[test]
 fn literals_share_a_shape() {
     let fx = Fx::new();

@@ -64,3 +64,19 @@ impl Fx {
         self.analyze(sql).verdict
     }
 }
+
+/// The shape and parameters of `sql`, which must be cacheable.
+fn cacheable(fx: &Fx, sql: &str) -> crate::sql::Cacheable {
+    match fx.verdict(sql) {
+        Verdict::Cacheable(c) => c,
+        Verdict::NotCacheable(r) => panic!("{sql}: not cacheable: {r}"),
+    }
+}
+
+/// Why `sql` is not cacheable; it must not be.
+fn reason(fx: &Fx, sql: &str) -> crate::sql::Reason {
+    match fx.verdict(sql) {
+        Verdict::NotCacheable(r) => r,
+        Verdict::Cacheable(c) => panic!("{sql}: cacheable: {c:?}"),
+    }
+}

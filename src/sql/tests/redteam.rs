@@ -6,20 +6,6 @@ use crate::catalog::SearchPath;
 use crate::sql::ast::LiteralType;
 use crate::sql::{Analyzer, ParamValue, Reason, SearchPathTracker, parse};
 
-fn cacheable(fx: &Fx, sql: &str) -> crate::sql::Cacheable {
-    match fx.verdict(sql) {
-        Verdict::Cacheable(c) => c,
-        Verdict::NotCacheable(r) => panic!("{sql}: not cacheable: {r}"),
-    }
-}
-
-fn reason(fx: &Fx, sql: &str) -> Reason {
-    match fx.verdict(sql) {
-        Verdict::NotCacheable(r) => r,
-        Verdict::Cacheable(c) => panic!("{sql}: cacheable: {c:?}"),
-    }
-}
-
 /// `-2147483648` is `2147483648` (an `FCONST`) negated by the grammar, and
 /// `make_const` gives it type `int4` because it fits (`pg_typeof` says
 /// `integer`). Typed `int8`, it could resolve another overload than the
