@@ -449,19 +449,12 @@ where
                 }
             }
             written = origin_wr.write(&to_origin), if !to_origin.is_empty() => {
-                to_origin.advance(nonzero(written?)?);
-                if to_origin.is_empty() {
-                    // Let the next reserve reuse the buffer.
-                    to_origin = BytesMut::new();
-                }
+                consume(&mut to_origin, nonzero(written?)?);
             }
             written = client_wr.write(&to_client), if !to_client.is_empty() => {
                 let n = nonzero(written?)?;
                 shared.metrics.client_bytes_sent.inc_by(n as u64);
-                to_client.advance(n);
-                if to_client.is_empty() {
-                    to_client = BytesMut::new();
-                }
+                consume(&mut to_client, n);
             }
             (now, rx) = &mut next_phase => {
                 draining = true;
@@ -480,7 +473,7 @@ where
 }
 
 /// Write as much of `buf` as the socket takes without waiting, and drop the
-/// written bytes (releasing the buffer when all went). Polling once with a
+/// written bytes. Polling once with a
 /// no-op waker is sound with tokio's readiness model: a later poll from the
 /// loop's `select!` registers the real waker.
 fn write_now<W: AsyncWrite + Unpin>(wr: &mut W, buf: &mut BytesMut) -> std::io::Result<usize> {
@@ -488,13 +481,19 @@ fn write_now<W: AsyncWrite + Unpin>(wr: &mut W, buf: &mut BytesMut) -> std::io::
     match Pin::new(wr).poll_write(&mut cx, buf) {
         Poll::Ready(written) => {
             let n = nonzero(written?)?;
-            buf.advance(n);
-            if buf.is_empty() {
-                *buf = BytesMut::new();
-            }
+            consume(buf, n);
             Ok(n)
         }
         Poll::Pending => Ok(0),
+    }
+}
+
+/// Drop `n` written bytes; once all are gone, let go of the shared buffer so
+/// the next `reserve` on the read buffer can reuse it.
+fn consume(buf: &mut BytesMut, n: usize) {
+    buf.advance(n);
+    if buf.is_empty() {
+        *buf = BytesMut::new();
     }
 }
 
@@ -626,11 +625,7 @@ impl Relay<'_> {
         if self.outstanding > 0 {
             self.cancel_origin_query().await;
         }
-        if self.from_client.at_boundary() {
-            let mut out = Vec::new();
-            message::terminate(&mut out);
-            let _ = origin.write_all(&out).await;
-        }
+        self.terminate_origin(origin, &[]).await;
         Ok(())
     }
 
