@@ -80,3 +80,15 @@ fn reason(fx: &Fx, sql: &str) -> crate::sql::Reason {
         Verdict::Cacheable(c) => panic!("{sql}: cacheable: {c:?}"),
     }
 }
+
+/// Feed every statement of `sql` to the search_path tracker.
+fn run(t: &mut crate::sql::SearchPathTracker, sql: &str, in_tx: bool) {
+    for s in crate::sql::parse(sql, true).unwrap() {
+        t.executed(s.kind(), sql, in_tx);
+    }
+}
+
+/// A parsed search_path setting.
+fn path(s: &str) -> Option<SearchPath> {
+    Some(SearchPath::parse(s).unwrap())
+}

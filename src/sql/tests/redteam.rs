@@ -2,9 +2,8 @@
 //! PostgreSQL (15) does with it.
 
 use super::*;
-use crate::catalog::SearchPath;
 use crate::sql::ast::LiteralType;
-use crate::sql::{Analyzer, ParamValue, Reason, SearchPathTracker, parse};
+use crate::sql::{Analyzer, ParamValue, Reason, SearchPathTracker};
 
 /// `-2147483648` is `2147483648` (an `FCONST`) negated by the grammar, and
 /// `make_const` gives it type `int4` because it fits (`pg_typeof` says
@@ -130,16 +129,6 @@ fn unqualified_types_may_be_temporary_in_sessions_with_temp_objects() {
     );
     fx.temp = false;
     cacheable(&fx, "SELECT * FROM public.users WHERE name = 'x'::text");
-}
-
-fn run(t: &mut SearchPathTracker, sql: &str, in_tx: bool) {
-    for s in parse(sql, true).unwrap() {
-        t.executed(s.kind(), sql, in_tx);
-    }
-}
-
-fn path(s: &str) -> Option<SearchPath> {
-    Some(SearchPath::parse(s).unwrap())
 }
 
 /// Only `DISCARD ALL` resets settings; `DISCARD PLANS/TEMP/SEQUENCES` keep

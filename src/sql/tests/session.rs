@@ -1,18 +1,8 @@
 //! The session search_path tracker.
 
+use super::{path, run};
 use crate::catalog::SearchPath;
 use crate::sql::SearchPathTracker;
-use crate::sql::parse;
-
-fn run(t: &mut SearchPathTracker, sql: &str, in_tx: bool) {
-    for s in parse(sql, true).unwrap() {
-        t.executed(s.kind(), sql, in_tx);
-    }
-}
-
-fn path(s: &str) -> Option<SearchPath> {
-    Some(SearchPath::parse(s).unwrap())
-}
 
 #[test]
 fn follows_set_and_reset() {
