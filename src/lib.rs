@@ -25,6 +25,7 @@
 //! into sessions (see `docs/architecture.md`).
 
 pub mod admin;
+pub mod cache;
 pub mod catalog;
 pub mod cdc;
 pub mod check;

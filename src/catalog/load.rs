@@ -48,7 +48,7 @@ const SCHEMAS: &str = "SELECT oid, nspname::text FROM pg_catalog.pg_namespace";
 
 const RELATIONS: &str = "SELECT c.oid, c.relnamespace, c.relname::text, c.relkind::text, \
      c.relpersistence::text, c.relrowsecurity, c.relforcerowsecurity, c.relreplident::text, \
-     c.relispartition, c.relhassubclass FROM pg_catalog.pg_class c WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')";
+     c.relispartition, c.relhassubclass, c.relhastriggers FROM pg_catalog.pg_class c WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')";
 
 const PRIMARY_KEYS: &str =
     "SELECT conrelid, conkey FROM pg_catalog.pg_constraint WHERE contype = 'p'";
@@ -256,6 +256,7 @@ async fn load_in_transaction(
             replica_identity: ReplicaIdentity::from_byte(byte(get(&r, 7)?)),
             is_partition: get(&r, 8)?,
             has_children: get(&r, 9)?,
+            has_triggers: get(&r, 10)?,
             columns: columns.remove(&oid).unwrap_or_default(),
             primary_key: primary_keys.remove(&oid).unwrap_or_default(),
             membership: membership

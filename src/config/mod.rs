@@ -31,6 +31,8 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
     /// Admin HTTP endpoint (`/metrics`, `/healthz`).
     pub admin: AdminConfig,
+    /// The result cache.
+    pub cache: CacheConfig,
 }
 
 /// Where the origin is and how the proxy's own connections (check, CDC, population)
@@ -100,6 +102,42 @@ pub struct AdminConfig {
     pub listen: Option<String>,
 }
 
+/// Which cacheable statements get cache entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheMode {
+    /// Nothing is cached; every statement is relayed.
+    Off,
+    /// A cacheable shape is admitted once it was seen `cache.admit_after` times.
+    Auto,
+    /// Only shapes on `cache.allow_tables` / `cache.allow_statements` are admitted.
+    Explicit,
+}
+
+/// The result cache.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheConfig {
+    pub mode: CacheMode,
+    /// `auto` mode: sightings of a cacheable shape before it is admitted (>= 1).
+    pub admit_after: u32,
+    /// Tables whose queries may be cached (`explicit` mode; in `auto` mode an
+    /// empty list allows every table). Names as `schema.table` or `table`
+    /// (any schema).
+    pub allow_tables: Vec<String>,
+    /// Tables never cached, in either mode (same name forms).
+    pub deny_tables: Vec<String>,
+    /// `explicit` mode: statements whose shape is admitted (literal values
+    /// may differ from the ones written here).
+    pub allow_statements: Vec<String>,
+    /// Upper bound of the memory held by cached results, in bytes.
+    pub max_memory: u64,
+    /// Results larger than this (bytes as sent to the client) are not cached.
+    pub max_result_size: u64,
+    /// How long the origin's successful execution of a shape for a role
+    /// lets that role be served the shape's cached results.
+    pub role_ttl: Duration,
+}
+
 // ---------------------------------------------------------------------------
 // Defaults
 // ---------------------------------------------------------------------------
@@ -125,6 +163,22 @@ impl Default for Config {
             log: LogConfig::default(),
             shutdown: ShutdownConfig::default(),
             admin: AdminConfig::default(),
+            cache: CacheConfig::default(),
+        }
+    }
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            mode: CacheMode::Off,
+            admit_after: 2,
+            allow_tables: Vec::new(),
+            deny_tables: Vec::new(),
+            allow_statements: Vec::new(),
+            max_memory: 256 << 20,
+            max_result_size: 1 << 20,
+            role_ttl: Duration::from_secs(300),
         }
     }
 }
@@ -201,6 +255,16 @@ impl fmt::Display for LogFormat {
     }
 }
 
+impl fmt::Display for CacheMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CacheMode::Off => "off",
+            CacheMode::Auto => "auto",
+            CacheMode::Explicit => "explicit",
+        })
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Keys
 // ---------------------------------------------------------------------------
@@ -222,9 +286,17 @@ pub const KEYS: &[&str] = &[
     "log.format",
     "shutdown.timeout",
     "admin.listen",
+    "cache.mode",
+    "cache.admit_after",
+    "cache.allow_tables",
+    "cache.deny_tables",
+    "cache.allow_statements",
+    "cache.max_memory",
+    "cache.max_result_size",
+    "cache.role_ttl",
 ];
 
-/// Tables of the file. `cache` and `cdc` are reserved: accepted, but only empty.
+/// Tables of the file. `cdc` is reserved: accepted, but only empty.
 pub const SECTIONS: &[&str] = &[
     "origin", "limits", "log", "shutdown", "admin", "cache", "cdc",
 ];
@@ -242,7 +314,17 @@ pub enum ValueKind {
     Size,
     /// An integer (seconds) or a string with a unit (`500ms`, `5s`, `2m`, `1h`).
     Duration,
+    /// A list of strings: an array in the file; an override string is split
+    /// at this separator, each item trimmed and empty items dropped (so an
+    /// empty string is an empty list).
+    List(char),
 }
+
+/// Separator of `cache.allow_tables` / `cache.deny_tables` in an override.
+pub const TABLE_LIST_SEPARATOR: char = ',';
+/// Separator of `cache.allow_statements` in an override: statements contain
+/// commas (`SELECT a, b …`), so they are separated like SQL statements.
+pub const STATEMENT_LIST_SEPARATOR: char = ';';
 
 /// How one key is spelled in each source, plus its help text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -401,6 +483,70 @@ pub const KEY_SPECS: &[KeySpec] = &[
         ValueKind::Text,
         "Address of the admin HTTP endpoint (/metrics, /healthz); empty disables it",
     ),
+    spec(
+        "cache.mode",
+        "PGCACHE_CACHE_MODE",
+        "--cache-mode",
+        "off|auto|explicit",
+        ValueKind::Text,
+        "Which cacheable statements are cached: none, those seen often enough, or those allowed",
+    ),
+    spec(
+        "cache.admit_after",
+        "PGCACHE_CACHE_ADMIT_AFTER",
+        "--cache-admit-after",
+        "N",
+        ValueKind::Integer,
+        "auto mode: sightings of a query shape before it is cached (>= 1)",
+    ),
+    spec(
+        "cache.allow_tables",
+        "PGCACHE_CACHE_ALLOW_TABLES",
+        "--cache-allow-tables",
+        "TABLES",
+        ValueKind::List(TABLE_LIST_SEPARATOR),
+        "Comma-separated tables (schema.table or table) whose queries may be cached",
+    ),
+    spec(
+        "cache.deny_tables",
+        "PGCACHE_CACHE_DENY_TABLES",
+        "--cache-deny-tables",
+        "TABLES",
+        ValueKind::List(TABLE_LIST_SEPARATOR),
+        "Comma-separated tables (schema.table or table) never cached; wins over allow_tables",
+    ),
+    spec(
+        "cache.allow_statements",
+        "PGCACHE_CACHE_ALLOW_STATEMENTS",
+        "--cache-allow-statements",
+        "STATEMENTS",
+        ValueKind::List(STATEMENT_LIST_SEPARATOR),
+        "explicit mode: semicolon-separated statements whose shape may be cached",
+    ),
+    spec(
+        "cache.max_memory",
+        "PGCACHE_CACHE_MAX_MEMORY",
+        "--cache-max-memory",
+        "SIZE",
+        ValueKind::Size,
+        "Upper bound of the memory held by cached results",
+    ),
+    spec(
+        "cache.max_result_size",
+        "PGCACHE_CACHE_MAX_RESULT_SIZE",
+        "--cache-max-result-size",
+        "SIZE",
+        ValueKind::Size,
+        "Results larger than this are not cached (at most cache.max_memory)",
+    ),
+    spec(
+        "cache.role_ttl",
+        "PGCACHE_CACHE_ROLE_TTL",
+        "--cache-role-ttl",
+        "DURATION",
+        ValueKind::Duration,
+        "How long the origin's success for a role lets that role be served cached results",
+    ),
 ];
 
 /// The spec of a dotted key, if it is one.
@@ -410,10 +556,12 @@ pub fn key_spec(key: &str) -> Option<&'static KeySpec> {
 
 impl Config {
     /// The value of `key` as it would be written in the file (`"64MiB"`, `"5s"`;
-    /// empty for an unset optional key). `None` for an unknown key. The
-    /// password is never shown.
+    /// empty for an unset optional key); a list as its override string (items
+    /// joined by the key's separator, empty for an empty list). `None` for an
+    /// unknown key. The password is never shown.
     pub fn display_value(&self, key: &str) -> Option<String> {
         let optional = |value: Option<String>| value.unwrap_or_default();
+        let list = |items: &[String], separator: char| items.join(&format!("{separator} "));
         Some(match key {
             "listen" => self.listen.clone(),
             "origin.host" => self.origin.host.clone(),
@@ -440,6 +588,16 @@ impl Config {
             "log.format" => self.log.format.to_string(),
             "shutdown.timeout" => units::format_duration(self.shutdown.timeout),
             "admin.listen" => optional(self.admin.listen.clone()),
+            "cache.mode" => self.cache.mode.to_string(),
+            "cache.admit_after" => self.cache.admit_after.to_string(),
+            "cache.allow_tables" => list(&self.cache.allow_tables, TABLE_LIST_SEPARATOR),
+            "cache.deny_tables" => list(&self.cache.deny_tables, TABLE_LIST_SEPARATOR),
+            "cache.allow_statements" => {
+                list(&self.cache.allow_statements, STATEMENT_LIST_SEPARATOR)
+            }
+            "cache.max_memory" => units::format_size(self.cache.max_memory),
+            "cache.max_result_size" => units::format_size(self.cache.max_result_size),
+            "cache.role_ttl" => units::format_duration(self.cache.role_ttl),
             _ => return None,
         })
     }

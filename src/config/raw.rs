@@ -5,14 +5,15 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use serde_path_to_error::Segment;
 use toml::{Table, Value};
 use tracing_subscriber::EnvFilter;
 
 use super::units::{self, RawDuration, RawSize};
 use super::{
-    AdminConfig, Config, ConfigError, KEYS, LimitsConfig, LogConfig, LogFormat, MAX_MESSAGE_SIZE,
-    MIN_MESSAGE_SIZE, OriginConfig, Override, OverrideSource, SECTIONS, ShutdownConfig, Source,
-    ValueKind, key_spec,
+    AdminConfig, CacheConfig, CacheMode, Config, ConfigError, KEYS, LimitsConfig, LogConfig,
+    LogFormat, MAX_MESSAGE_SIZE, MIN_MESSAGE_SIZE, OriginConfig, Override, OverrideSource,
+    SECTIONS, ShutdownConfig, Source, ValueKind, key_spec,
 };
 
 /// The configuration file being loaded.
@@ -30,7 +31,7 @@ struct RawConfig {
     log: RawLog,
     shutdown: RawShutdown,
     admin: RawAdmin,
-    cache: Reserved,
+    cache: RawCache,
     cdc: Reserved,
 }
 
@@ -73,7 +74,20 @@ struct RawAdmin {
     listen: Option<String>,
 }
 
-/// `[cache]` and `[cdc]`: reserved for later; only an empty table is accepted.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default, expecting = "the [cache] table")]
+struct RawCache {
+    mode: Option<CacheMode>,
+    admit_after: Option<u32>,
+    allow_tables: Option<Vec<String>>,
+    deny_tables: Option<Vec<String>>,
+    allow_statements: Option<Vec<String>>,
+    max_memory: Option<RawSize>,
+    max_result_size: Option<RawSize>,
+    role_ttl: Option<RawDuration>,
+}
+
+/// `[cdc]`: reserved for later; only an empty table is accepted.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, expecting = "an empty table (reserved section)")]
 struct Reserved {}
@@ -133,8 +147,26 @@ pub(super) fn build(file: Option<File<'_>>, overrides: &[Override]) -> Result<Co
         origins.overrides.push((o.key, o.source));
     }
     let raw: RawConfig = serde_path_to_error::deserialize(Value::Table(table)).map_err(|err| {
-        let key = err.path().to_string();
-        origins.invalid(&key, err.inner().message())
+        // A bad list item is reported on the list's key, naming the item.
+        let mut key = Vec::new();
+        let mut item = None;
+        for segment in err.path().iter() {
+            match segment {
+                Segment::Map { key: name } if item.is_none() => key.push(name.as_str()),
+                Segment::Seq { index } if item.is_none() => item = Some(index + 1),
+                _ => {}
+            }
+        }
+        let message = err.inner().message();
+        let key = if key.is_empty() {
+            err.path().to_string()
+        } else {
+            key.join(".")
+        };
+        match item {
+            Some(item) => origins.invalid(&key, format!("item {item}: {message}")),
+            None => origins.invalid(&key, message),
+        }
     })?;
     validate(raw, &origins)
 }
@@ -223,7 +255,7 @@ fn hint(unknown: &str) -> Option<String> {
         Some((section, leaf)) => (Some(section), leaf),
         None => (None, unknown),
     };
-    if let Some(section @ ("cache" | "cdc")) = section {
+    if let Some(section @ "cdc") = section {
         return Some(format!(
             "the [{section}] section is reserved and takes no keys yet"
         ));
@@ -295,6 +327,14 @@ fn apply(table: &mut Table, o: &Override) -> Result<(), ConfigError> {
         ValueKind::Text | ValueKind::Secret | ValueKind::Size | ValueKind::Duration => {
             Value::String(o.value.clone())
         }
+        ValueKind::List(separator) => Value::Array(
+            o.value
+                .split(separator)
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(|item| Value::String(item.to_owned()))
+                .collect(),
+        ),
     };
     match spec.key.split_once('.') {
         None => {
@@ -323,7 +363,7 @@ fn validate(raw: RawConfig, origins: &Origins<'_>) -> Result<Config, ConfigError
         log,
         shutdown,
         admin,
-        cache: _,
+        cache,
         cdc: _,
     } = raw;
 
@@ -431,7 +471,130 @@ fn validate(raw: RawConfig, origins: &Origins<'_>) -> Result<Config, ConfigError
         admin: AdminConfig {
             listen: admin_listen,
         },
+        cache: cache_config(cache, defaults.cache, origins)?,
     })
+}
+
+fn cache_config(
+    raw: RawCache,
+    defaults: CacheConfig,
+    origins: &Origins<'_>,
+) -> Result<CacheConfig, ConfigError> {
+    let admit_after = raw.admit_after.unwrap_or(defaults.admit_after);
+    if admit_after == 0 {
+        return Err(origins.invalid("cache.admit_after", "must be at least 1, got 0"));
+    }
+    let allow_tables = table_names(
+        raw.allow_tables,
+        defaults.allow_tables,
+        "cache.allow_tables",
+        origins,
+    )?;
+    let deny_tables = table_names(
+        raw.deny_tables,
+        defaults.deny_tables,
+        "cache.deny_tables",
+        origins,
+    )?;
+    let allow_statements = match raw.allow_statements {
+        None => defaults.allow_statements,
+        Some(statements) => statements
+            .into_iter()
+            .map(|statement| match statement.trim() {
+                "" => Err(origins.invalid("cache.allow_statements", "contains an empty statement")),
+                statement => Ok(statement.to_owned()),
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let max_memory = nonzero_size(
+        raw.max_memory,
+        defaults.max_memory,
+        "cache.max_memory",
+        origins,
+    )?;
+    let max_result_size = nonzero_size(
+        raw.max_result_size,
+        defaults.max_result_size,
+        "cache.max_result_size",
+        origins,
+    )?;
+    if max_result_size > max_memory {
+        // Blame the key that was set: max_result_size when it was, else
+        // max_memory (set below the default max_result_size).
+        return Err(if raw.max_result_size.is_some() {
+            origins.invalid(
+                "cache.max_result_size",
+                format!(
+                    "must not exceed cache.max_memory ({}), got {}",
+                    units::format_size(max_memory),
+                    units::format_size(max_result_size)
+                ),
+            )
+        } else {
+            origins.invalid(
+                "cache.max_memory",
+                format!(
+                    "must be at least cache.max_result_size ({}, its default), got {}; \
+                     lower cache.max_result_size too",
+                    units::format_size(max_result_size),
+                    units::format_size(max_memory)
+                ),
+            )
+        });
+    }
+    let role_ttl = nonzero(raw.role_ttl, defaults.role_ttl, "cache.role_ttl", origins)?;
+    Ok(CacheConfig {
+        mode: raw.mode.unwrap_or(defaults.mode),
+        admit_after,
+        allow_tables,
+        deny_tables,
+        allow_statements,
+        max_memory,
+        max_result_size,
+        role_ttl,
+    })
+}
+
+/// Table names as `schema.table` or `table`, trimmed.
+fn table_names(
+    value: Option<Vec<String>>,
+    default: Vec<String>,
+    key: &str,
+    origins: &Origins<'_>,
+) -> Result<Vec<String>, ConfigError> {
+    let Some(names) = value else {
+        return Ok(default);
+    };
+    names
+        .into_iter()
+        .map(|name| {
+            let name = name.trim();
+            if name.is_empty() {
+                return Err(origins.invalid(key, "contains an empty table name"));
+            }
+            let parts = name.split('.').count();
+            if parts > 2 || name.split('.').any(|part| part.trim().is_empty()) {
+                return Err(origins.invalid(
+                    key,
+                    format!("invalid table name {name:?}: expected table or schema.table"),
+                ));
+            }
+            Ok(name.to_owned())
+        })
+        .collect()
+}
+
+fn nonzero_size(
+    value: Option<RawSize>,
+    default: u64,
+    key: &str,
+    origins: &Origins<'_>,
+) -> Result<u64, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(RawSize(0)) => Err(origins.invalid(key, "must be greater than 0")),
+        Some(RawSize(size)) => Ok(size),
+    }
 }
 
 fn nonzero(

@@ -72,6 +72,25 @@ fn default_values() {
     assert_eq!(c.log.format, LogFormat::Text);
     assert_eq!(c.shutdown.timeout, Duration::from_secs(30));
     assert_eq!(c.admin.listen.as_deref(), Some("127.0.0.1:9187"));
+    assert_eq!(c.cache.mode, CacheMode::Off);
+    assert_eq!(c.cache.admit_after, 2);
+    assert_eq!(c.cache.allow_tables, Vec::<String>::new());
+    assert_eq!(c.cache.deny_tables, Vec::<String>::new());
+    assert_eq!(c.cache.allow_statements, Vec::<String>::new());
+    assert_eq!(c.cache.max_memory, 256 << 20);
+    assert_eq!(c.cache.max_result_size, 1 << 20);
+    assert_eq!(c.cache.role_ttl, Duration::from_secs(300));
+    assert_eq!(c.display_value("cache.mode").as_deref(), Some("off"));
+    assert_eq!(c.display_value("cache.allow_tables").as_deref(), Some(""));
+    assert_eq!(
+        c.display_value("cache.max_memory").as_deref(),
+        Some("256MiB")
+    );
+    assert_eq!(
+        c.display_value("cache.max_result_size").as_deref(),
+        Some("1MiB")
+    );
+    assert_eq!(c.display_value("cache.role_ttl").as_deref(), Some("5m"));
 }
 
 #[test]
@@ -152,6 +171,14 @@ fn every_section() {
         listen = "[::1]:9000"
 
         [cache]
+        mode = "explicit"
+        admit_after = 5
+        allow_tables = ["public.users", "orders"]
+        deny_tables = ["audit.log"]
+        allow_statements = ["SELECT id, name FROM users WHERE id = 1"]
+        max_memory = "1GiB"
+        max_result_size = "8MiB"
+        role_ttl = "90s"
 
         [cdc]
     "#);
@@ -182,6 +209,16 @@ fn every_section() {
             },
             admin: AdminConfig {
                 listen: Some("[::1]:9000".into()),
+            },
+            cache: CacheConfig {
+                mode: CacheMode::Explicit,
+                admit_after: 5,
+                allow_tables: vec!["public.users".into(), "orders".into()],
+                deny_tables: vec!["audit.log".into()],
+                allow_statements: vec!["SELECT id, name FROM users WHERE id = 1".into()],
+                max_memory: 1 << 30,
+                max_result_size: 8 << 20,
+                role_ttl: Duration::from_secs(90),
             },
         }
     );
@@ -351,6 +388,327 @@ fn validation_errors_name_their_key() {
 }
 
 #[test]
+fn cache_validation_errors_name_their_key() {
+    fails_on(
+        "[cache]\nmode = \"always\"",
+        "cache.mode",
+        "unknown variant `always`, expected one of `off`, `auto`, `explicit`",
+    );
+    fails_on(
+        "[cache]\nmode = \"Auto\"",
+        "cache.mode",
+        "unknown variant `Auto`",
+    );
+    fails_on(
+        "[cache]\nadmit_after = 0",
+        "cache.admit_after",
+        "must be at least 1, got 0",
+    );
+    fails_on(
+        "[cache]\nadmit_after = -1",
+        "cache.admit_after",
+        "expected u32",
+    );
+    fails_on(
+        "[cache]\nadmit_after = \"2\"",
+        "cache.admit_after",
+        "invalid type: string",
+    );
+    fails_on(
+        "[cache]\nallow_tables = \"users\"",
+        "cache.allow_tables",
+        "invalid type: string \"users\", expected a sequence",
+    );
+    fails_on(
+        "[cache]\nallow_tables = [\"users\", 5]",
+        "cache.allow_tables",
+        "item 2: invalid type: integer `5`, expected a string",
+    );
+    fails_on(
+        "[cache]\nallow_tables = [\"\"]",
+        "cache.allow_tables",
+        "contains an empty table name",
+    );
+    fails_on(
+        "[cache]\nallow_tables = [\"a.b.c\"]",
+        "cache.allow_tables",
+        "invalid table name \"a.b.c\": expected table or schema.table",
+    );
+    fails_on(
+        "[cache]\ndeny_tables = [\"public.\"]",
+        "cache.deny_tables",
+        "invalid table name \"public.\"",
+    );
+    fails_on(
+        "[cache]\ndeny_tables = [\".users\"]",
+        "cache.deny_tables",
+        "invalid table name",
+    );
+    fails_on(
+        "[cache]\nallow_statements = [\" \"]",
+        "cache.allow_statements",
+        "contains an empty statement",
+    );
+    fails_on(
+        "[cache]\nmax_memory = 0",
+        "cache.max_memory",
+        "must be greater than 0",
+    );
+    fails_on(
+        "[cache]\nmax_memory = \"1 TiB\"",
+        "cache.max_memory",
+        "unknown unit \"TiB\"",
+    );
+    fails_on(
+        "[cache]\nmax_result_size = \"0MiB\"",
+        "cache.max_result_size",
+        "must be greater than 0",
+    );
+    fails_on(
+        "[cache]\nmax_memory = \"64MiB\"\nmax_result_size = \"128MiB\"",
+        "cache.max_result_size",
+        "must not exceed cache.max_memory (64MiB), got 128MiB",
+    );
+    // Only max_memory is set, below the default max_result_size: it is blamed.
+    fails_on(
+        "[cache]\nmax_memory = \"512KiB\"",
+        "cache.max_memory",
+        "must be at least cache.max_result_size (1MiB, its default), got 512KiB",
+    );
+    fails_on(
+        "[cache]\nrole_ttl = 0",
+        "cache.role_ttl",
+        "must be greater than 0",
+    );
+    fails_on(
+        "[cache]\nrole_ttl = \"0ms\"",
+        "cache.role_ttl",
+        "must be greater than 0",
+    );
+    fails_on(
+        "[cache]\nrole_ttl = \"1d\"",
+        "cache.role_ttl",
+        "unknown unit \"d\"",
+    );
+}
+
+#[test]
+fn cache_exact_messages() {
+    assert_eq!(
+        err("[cache]\nmode = \"on\"\n"),
+        "invalid configuration: cache.mode in /etc/pgcache.toml line 2: \
+         unknown variant `on`, expected one of `off`, `auto`, `explicit`"
+    );
+    assert_eq!(
+        err("[cache]\nmax_memory = \"4MiB\"\nmax_result_size = \"5MiB\"\n"),
+        "invalid configuration: cache.max_result_size in /etc/pgcache.toml line 3: \
+         must not exceed cache.max_memory (4MiB), got 5MiB"
+    );
+}
+
+#[test]
+fn cache_keys_from_the_file() {
+    assert_eq!(ok("[cache]\nmode = \"off\"").cache.mode, CacheMode::Off);
+    assert_eq!(ok("[cache]\nmode = \"auto\"").cache.mode, CacheMode::Auto);
+    assert_eq!(
+        ok("[cache]\nmode = \"explicit\"").cache.mode,
+        CacheMode::Explicit
+    );
+    assert_eq!(ok("cache.mode = \"auto\"").cache.mode, CacheMode::Auto);
+    assert_eq!(ok("[cache]\nadmit_after = 1").cache.admit_after, 1);
+    assert_eq!(
+        ok("[cache]\nallow_tables = [\"public.users\", \" orders \"]")
+            .cache
+            .allow_tables,
+        ["public.users", "orders"]
+    );
+    assert_eq!(
+        ok("[cache]\ndeny_tables = [\"sessions\"]")
+            .cache
+            .deny_tables,
+        ["sessions"]
+    );
+    assert_eq!(
+        ok("[cache]\nallow_tables = []").cache.allow_tables,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        ok("[cache]\nallow_statements = [\"SELECT a, b FROM t WHERE id = 1\"]")
+            .cache
+            .allow_statements,
+        ["SELECT a, b FROM t WHERE id = 1"]
+    );
+    assert_eq!(
+        ok("[cache]\nmax_memory = 4096\nmax_result_size = 1024")
+            .cache
+            .max_memory,
+        4096
+    );
+    assert_eq!(
+        ok("[cache]\nmax_memory = \"2GiB\"").cache.max_memory,
+        2 << 30
+    );
+    assert_eq!(
+        ok("[cache]\nmax_result_size = \"256KiB\"")
+            .cache
+            .max_result_size,
+        256 << 10
+    );
+    // Equal to max_memory is allowed.
+    let c = ok("[cache]\nmax_memory = \"1MiB\"\nmax_result_size = \"1MiB\"");
+    assert_eq!(
+        (c.cache.max_memory, c.cache.max_result_size),
+        (1 << 20, 1 << 20)
+    );
+    assert_eq!(
+        ok("[cache]\nrole_ttl = \"5m\"").cache.role_ttl,
+        Duration::from_secs(300)
+    );
+    assert_eq!(
+        ok("[cache]\nrole_ttl = 30").cache.role_ttl,
+        Duration::from_secs(30)
+    );
+    // Other cache keys keep their defaults.
+    let c = ok("[cache]\nmode = \"auto\"");
+    assert_eq!(
+        c.cache,
+        CacheConfig {
+            mode: CacheMode::Auto,
+            ..CacheConfig::default()
+        }
+    );
+}
+
+#[test]
+fn cache_keys_from_env_and_flags() {
+    let c = load(
+        None,
+        &[
+            env("cache.mode", "auto"),
+            env("cache.admit_after", " 3 "),
+            env("cache.allow_tables", "public.users, orders ,"),
+            env("cache.deny_tables", "audit.log"),
+            env(
+                "cache.allow_statements",
+                "SELECT a, b FROM t WHERE id = 1; SELECT 1;",
+            ),
+            env("cache.max_memory", "64MiB"),
+            env("cache.max_result_size", "65536"),
+            env("cache.role_ttl", "45s"),
+        ],
+    )
+    .expect("env");
+    assert_eq!(
+        c.cache,
+        CacheConfig {
+            mode: CacheMode::Auto,
+            admit_after: 3,
+            allow_tables: vec!["public.users".into(), "orders".into()],
+            deny_tables: vec!["audit.log".into()],
+            allow_statements: vec!["SELECT a, b FROM t WHERE id = 1".into(), "SELECT 1".into()],
+            max_memory: 64 << 20,
+            max_result_size: 64 << 10,
+            role_ttl: Duration::from_secs(45),
+        }
+    );
+
+    // Flags beat the environment and the file, list keys included.
+    let text = "[cache]\nmode = \"auto\"\ndeny_tables = [\"a\", \"b\"]\nrole_ttl = \"1h\"\n";
+    let c = load_str(
+        text,
+        Path::new(FILE),
+        &[
+            flag("cache.mode", "explicit"),
+            env("cache.mode", "off"),
+            flag("cache.deny_tables", "c"),
+            flag("cache.admit_after", "7"),
+            flag("cache.allow_tables", "x.y,z"),
+            flag("cache.allow_statements", "SELECT * FROM z"),
+            flag("cache.max_memory", "2GiB"),
+            flag("cache.max_result_size", "16MiB"),
+        ],
+    )
+    .expect("flags");
+    assert_eq!(c.cache.mode, CacheMode::Explicit);
+    assert_eq!(c.cache.deny_tables, ["c"]);
+    assert_eq!(c.cache.admit_after, 7);
+    assert_eq!(c.cache.allow_tables, ["x.y", "z"]);
+    assert_eq!(c.cache.allow_statements, ["SELECT * FROM z"]);
+    assert_eq!(c.cache.max_memory, 2 << 30);
+    assert_eq!(c.cache.max_result_size, 16 << 20);
+    assert_eq!(c.cache.role_ttl, Duration::from_secs(3600));
+
+    // An empty string is an empty list, replacing the file's list.
+    let c = load_str(text, Path::new(FILE), &[env("cache.deny_tables", "")]).expect("empty");
+    assert_eq!(c.cache.deny_tables, Vec::<String>::new());
+    let c = load(None, &[flag("cache.allow_statements", " ; ")]).expect("empty");
+    assert_eq!(c.cache.allow_statements, Vec::<String>::new());
+}
+
+#[test]
+fn cache_override_errors_name_the_variable_or_flag() {
+    let message = |o: Override| load(None, &[o]).expect_err("invalid override").to_string();
+    assert_eq!(
+        message(env("cache.mode", "on")),
+        "invalid configuration: cache.mode (from PGCACHE_CACHE_MODE): \
+         unknown variant `on`, expected one of `off`, `auto`, `explicit`"
+    );
+    assert_eq!(
+        message(flag("cache.admit_after", "0")),
+        "invalid configuration: cache.admit_after (from --cache-admit-after): \
+         must be at least 1, got 0"
+    );
+    assert!(
+        message(env("cache.admit_after", "many"))
+            .starts_with("invalid configuration: cache.admit_after (from PGCACHE_CACHE_ADMIT_AFTER): invalid type: string \"many\""),
+    );
+    assert_eq!(
+        message(flag("cache.allow_tables", "public.users,a.b.c")),
+        "invalid configuration: cache.allow_tables (from --cache-allow-tables): \
+         invalid table name \"a.b.c\": expected table or schema.table"
+    );
+    assert!(
+        message(env("cache.deny_tables", "x."))
+            .starts_with("invalid configuration: cache.deny_tables (from PGCACHE_CACHE_DENY_TABLES): invalid table name"),
+    );
+    assert_eq!(
+        message(env("cache.max_memory", "0")),
+        "invalid configuration: cache.max_memory (from PGCACHE_CACHE_MAX_MEMORY): \
+         must be greater than 0"
+    );
+    assert!(message(flag("cache.max_memory", "lots")).starts_with(
+        "invalid configuration: cache.max_memory (from --cache-max-memory): invalid size \"lots\""
+    ),);
+    assert_eq!(
+        message(flag("cache.max_result_size", "0B")),
+        "invalid configuration: cache.max_result_size (from --cache-max-result-size): \
+         must be greater than 0"
+    );
+    assert_eq!(
+        message(env("cache.max_result_size", "2GiB")),
+        "invalid configuration: cache.max_result_size (from PGCACHE_CACHE_MAX_RESULT_SIZE): \
+         must not exceed cache.max_memory (256MiB), got 2GiB"
+    );
+    assert_eq!(
+        message(flag("cache.role_ttl", "0s")),
+        "invalid configuration: cache.role_ttl (from --cache-role-ttl): must be greater than 0"
+    );
+    // The file's max_result_size is blamed on the file even when max_memory
+    // comes from a flag.
+    let e = load_str(
+        "[cache]\nmax_result_size = \"8MiB\"\n",
+        Path::new(FILE),
+        &[flag("cache.max_memory", "4MiB")],
+    )
+    .expect_err("too large");
+    assert_eq!(
+        e.to_string(),
+        "invalid configuration: cache.max_result_size in /etc/pgcache.toml line 2: \
+         must not exceed cache.max_memory (4MiB), got 8MiB"
+    );
+}
+
+#[test]
 fn shutdown_timeout_zero_is_allowed() {
     assert_eq!(
         ok("[shutdown]\ntimeout = 0").shutdown.timeout,
@@ -361,7 +719,8 @@ fn shutdown_timeout_zero_is_allowed() {
 #[test]
 fn section_of_the_wrong_type() {
     fails_on("origin = 5", "origin", "expected the [origin] table");
-    fails_on("cache = 5", "cache", "reserved section");
+    fails_on("cache = 5", "cache", "expected the [cache] table");
+    fails_on("cdc = 5", "cdc", "reserved section");
     // An override into a section the file made a non-table still reports the file.
     let err = load_str("origin = 5", Path::new(FILE), &[flag("origin.port", "1")])
         .expect_err("origin is not a table");
@@ -423,11 +782,27 @@ fn reserved_sections_accept_only_empty_tables() {
     assert_eq!(ok("[cache]\n[cdc]\n"), Config::default());
     assert_eq!(ok("cache = {}\ncdc = {}\n"), Config::default());
     assert_eq!(
-        err("[cache]\nsize = \"1GiB\"\n"),
-        "invalid configuration: unknown key cache.size in /etc/pgcache.toml line 2 \
-         (the [cache] section is reserved and takes no keys yet)"
+        err("[cdc]\nslot = \"x\"\n"),
+        "invalid configuration: unknown key cdc.slot in /etc/pgcache.toml line 2 \
+         (the [cdc] section is reserved and takes no keys yet)"
     );
-    assert!(err("[cdc]\nslot = \"x\"\n").contains("unknown key cdc.slot"));
+}
+
+#[test]
+fn unknown_cache_keys_are_rejected_with_a_hint() {
+    assert_eq!(
+        err("[cache]\nmax_memroy = \"1GiB\"\n"),
+        "invalid configuration: unknown key cache.max_memroy in /etc/pgcache.toml line 2 \
+         (did you mean cache.max_memory?)"
+    );
+    assert!(
+        err("[cache]\nallowed_tables = []\n")
+            .contains("unknown key cache.allowed_tables in /etc/pgcache.toml line 2 (did you mean cache.allow_tables?)")
+    );
+    assert!(
+        err("mode = \"auto\"\n")
+            .contains("unknown key mode in /etc/pgcache.toml line 1 (did you mean cache.mode?)")
+    );
 }
 
 // --- syntax and files -----------------------------------------------------
@@ -555,6 +930,14 @@ fn every_key_can_be_overridden() {
         ("log.format", "json"),
         ("shutdown.timeout", "1h"),
         ("admin.listen", ""),
+        ("cache.mode", "explicit"),
+        ("cache.admit_after", "4"),
+        ("cache.allow_tables", "public.users,orders"),
+        ("cache.deny_tables", "audit.log"),
+        ("cache.allow_statements", "SELECT 1; SELECT a, b FROM t"),
+        ("cache.max_memory", "1GiB"),
+        ("cache.max_result_size", "2MiB"),
+        ("cache.role_ttl", "10m"),
     ];
     assert_eq!(values.len(), KEYS.len());
     let overrides: Vec<Override> = values.iter().map(|(k, v)| env(k, v)).collect();
@@ -585,6 +968,16 @@ fn every_key_can_be_overridden() {
                 timeout: Duration::from_secs(3600),
             },
             admin: AdminConfig { listen: None },
+            cache: CacheConfig {
+                mode: CacheMode::Explicit,
+                admit_after: 4,
+                allow_tables: vec!["public.users".into(), "orders".into()],
+                deny_tables: vec!["audit.log".into()],
+                allow_statements: vec!["SELECT 1".into(), "SELECT a, b FROM t".into()],
+                max_memory: 1 << 30,
+                max_result_size: 2 << 20,
+                role_ttl: Duration::from_secs(600),
+            },
         }
     );
 }

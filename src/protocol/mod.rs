@@ -12,6 +12,7 @@
 //! `ReadyForQuery`, …) are only reported once complete.
 
 pub mod frame;
+pub mod frontend;
 pub mod message;
 pub mod sqlstate;
 pub mod startup;

@@ -33,6 +33,7 @@ pub mod reason;
 mod session;
 pub mod shape;
 mod typing;
+mod writes;
 
 #[cfg(test)]
 mod tests;
@@ -45,3 +46,4 @@ pub use kind::StatementKind;
 pub use reason::Reason;
 pub use session::SearchPathTracker;
 pub use shape::{ParamValue, Shape};
+pub use writes::{TableName, Writes, mentions_any, writes};

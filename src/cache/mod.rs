@@ -1,0 +1,453 @@
+//! The result cache: entries keyed by request and session-settings class,
+//! table generations for invalidation, admission, per-role grants and
+//! single-flight population. No I/O and no tokio: the proxy's sessions call
+//! in with bytes and values (ADR 011).
+//!
+//! - **Entries** ([`Entry`]) hold a captured reply ([`CapturedResult`]) and
+//!   the generations of the tables it read when its capture began. A bounded
+//!   `quick_cache` map (weight = bytes held, capacity = `cache.max_memory`,
+//!   CLOCK-PRO-like eviction of cold entries) owns them.
+//! - **Generations**: a write that commits through the proxy bumps the
+//!   generation of each table it wrote (or the global one when the target is
+//!   unknown). An entry whose recorded generations differ is stale: it is
+//!   never served and is removed on sight or by [`ResultCache::sweep`].
+//!   Recording generations when a capture *begins* closes the race with a
+//!   write committing while the capture runs.
+//! - **Admission** counts sightings of a shape (`cache.admit_after`).
+//! - **Grants** remember that the origin executed a shape for a role.
+//! - **Single flight**: one capture per key at a time.
+
+pub mod response;
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher, RandomState};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use quick_cache::sync::Cache;
+use quick_cache::{Equivalent, Lifecycle, Weighter};
+
+use crate::catalog::Oid;
+pub use response::{CapturedResult, Rejected};
+
+/// Table generations live in this many slots (a table's slot is its OID
+/// modulo the count). Two tables sharing a slot only invalidate each other
+/// more often; never less.
+const GENERATION_SLOTS: usize = 4096;
+
+/// Bytes counted per entry beyond its key and result (map slot, `Arc`,
+/// bookkeeping), so that many tiny entries still respect the bound.
+pub const ENTRY_OVERHEAD: u64 = 192;
+
+/// A cache key: the request in a canonical byte form (see the session layer)
+/// prefixed with the session-settings class.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Key(Arc<[u8]>);
+
+impl Key {
+    pub fn new(bytes: &[u8]) -> Key {
+        Key(Arc::from(bytes))
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.as_ref().hash(state);
+    }
+}
+
+/// A borrowed key for lookups without allocating.
+#[derive(Debug, Hash)]
+pub struct KeyRef<'a>(pub &'a [u8]);
+
+impl Equivalent<Key> for KeyRef<'_> {
+    fn equivalent(&self, key: &Key) -> bool {
+        self.0 == key.as_bytes()
+    }
+}
+
+/// The generations an entry was captured under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dependencies {
+    global: u64,
+    tables: Box<[(usize, u64)]>,
+}
+
+/// One cached result.
+#[derive(Debug)]
+pub struct Entry {
+    /// Fingerprint of the query shape (for grants).
+    pub shape: u64,
+    pub result: CapturedResult,
+    deps: Dependencies,
+    weight: u64,
+}
+
+impl Entry {
+    pub fn new(shape: u64, result: CapturedResult, deps: Dependencies, key_len: usize) -> Entry {
+        let weight = ENTRY_OVERHEAD
+            + key_len as u64
+            + result.rows.len() as u64
+            + result.complete.len() as u64
+            + result
+                .row_description
+                .as_ref()
+                .map_or(0, |b| b.len() as u64);
+        Entry {
+            shape,
+            result,
+            deps,
+            weight,
+        }
+    }
+
+    /// Bytes this entry counts against `cache.max_memory`.
+    pub fn weight(&self) -> u64 {
+        self.weight
+    }
+}
+
+#[derive(Clone)]
+struct EntryWeight;
+
+impl Weighter<Key, Arc<Entry>> for EntryWeight {
+    fn weight(&self, _key: &Key, val: &Arc<Entry>) -> u64 {
+        val.weight
+    }
+}
+
+/// Counters the cache keeps itself (exported as metrics by the caller).
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub evictions: AtomicU64,
+    /// Rows held by live entries.
+    pub rows: AtomicI64,
+}
+
+#[derive(Clone)]
+struct Evictions(Arc<Counters>);
+
+impl Lifecycle<Key, Arc<Entry>> for Evictions {
+    type RequestState = ();
+
+    fn on_evict(&self, _state: &mut (), _key: Key, val: Arc<Entry>) {
+        self.0.evictions.fetch_add(1, Ordering::Relaxed);
+        self.0
+            .rows
+            .fetch_sub(val.result.row_count as i64, Ordering::Relaxed);
+    }
+}
+
+struct Generations {
+    global: AtomicU64,
+    slots: Box<[AtomicU64]>,
+}
+
+impl Generations {
+    fn new() -> Generations {
+        Generations {
+            global: AtomicU64::new(0),
+            slots: (0..GENERATION_SLOTS).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    fn slot(table: Oid) -> usize {
+        table.0 as usize % GENERATION_SLOTS
+    }
+
+    fn current(&self, tables: &[Oid]) -> Dependencies {
+        let mut slots: Vec<(usize, u64)> = tables
+            .iter()
+            .map(|&t| {
+                let s = Self::slot(t);
+                (s, self.slots[s].load(Ordering::Acquire))
+            })
+            .collect();
+        slots.sort_unstable();
+        slots.dedup();
+        Dependencies {
+            global: self.global.load(Ordering::Acquire),
+            tables: slots.into_boxed_slice(),
+        }
+    }
+
+    fn fresh(&self, deps: &Dependencies) -> bool {
+        deps.global == self.global.load(Ordering::Acquire)
+            && deps
+                .tables
+                .iter()
+                .all(|&(s, g)| self.slots[s].load(Ordering::Acquire) == g)
+    }
+}
+
+/// Which tables a committed write touched.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Written {
+    pub tables: Vec<Oid>,
+    /// The target is unknown: every entry is affected.
+    pub all: bool,
+}
+
+impl Written {
+    pub fn is_empty(&self) -> bool {
+        !self.all && self.tables.is_empty()
+    }
+
+    pub fn add(&mut self, other: &Written) {
+        self.all |= other.all;
+        if !self.all {
+            for t in &other.tables {
+                if !self.tables.contains(t) {
+                    self.tables.push(*t);
+                }
+            }
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.all = false;
+        self.tables.clear();
+    }
+}
+
+/// What the cache is configured to hold.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_memory: u64,
+    pub max_result_size: u64,
+    pub admit_after: u32,
+    pub role_ttl: Duration,
+}
+
+/// The shared result cache.
+pub struct ResultCache {
+    entries: Cache<Key, Arc<Entry>, EntryWeight, RandomState, Evictions>,
+    generations: Generations,
+    counters: Arc<Counters>,
+    sightings: Cache<u64, u32>,
+    grants: Cache<(Arc<str>, u64), Instant>,
+    populating: Mutex<HashSet<Key>>,
+    classes: Mutex<HashMap<Arc<str>, u32>>,
+    /// Set by invalidations, cleared by [`ResultCache::sweep`].
+    stale: AtomicU64,
+    limits: Limits,
+}
+
+impl ResultCache {
+    pub fn new(limits: Limits) -> ResultCache {
+        let counters = Arc::new(Counters::default());
+        // Room for small entries; the weight bound is what limits memory.
+        let estimated = usize::try_from(limits.max_memory / 1024)
+            .unwrap_or(usize::MAX)
+            .clamp(1024, 1 << 22);
+        let entries = Cache::with(
+            estimated,
+            limits.max_memory,
+            EntryWeight,
+            RandomState::new(),
+            Evictions(Arc::clone(&counters)),
+        );
+        ResultCache {
+            entries,
+            generations: Generations::new(),
+            counters,
+            sightings: Cache::new(65_536),
+            grants: Cache::new(65_536),
+            populating: Mutex::new(HashSet::new()),
+            classes: Mutex::new(HashMap::new()),
+            stale: AtomicU64::new(0),
+            limits,
+        }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// A small number naming a session-settings class (the values of every
+    /// setting that changes a result's bytes, the search_path, and so on).
+    pub fn class_id(&self, class: &str) -> u32 {
+        let mut classes = self.classes.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(&id) = classes.get(class) {
+            return id;
+        }
+        let id = u32::try_from(classes.len()).unwrap_or(u32::MAX);
+        classes.insert(Arc::from(class), id);
+        id
+    }
+
+    /// A fresh entry for `key`, if any. A stale one is removed.
+    pub fn get(&self, key: KeyRef<'_>) -> Option<Arc<Entry>> {
+        let entry = self.entries.get(&key)?;
+        if self.generations.fresh(&entry.deps) {
+            return Some(entry);
+        }
+        self.remove(&key);
+        None
+    }
+
+    fn remove(&self, key: &KeyRef<'_>) {
+        if let Some((_, old)) = self.entries.remove(key) {
+            self.counters
+                .rows
+                .fetch_sub(old.result.row_count as i64, Ordering::Relaxed);
+        }
+    }
+
+    /// Count a sighting of a cacheable shape; whether it is now admitted.
+    pub fn sighted(&self, shape: u64) -> bool {
+        let seen = self.sightings.get(&shape).unwrap_or(0).saturating_add(1);
+        self.sightings.insert(shape, seen);
+        seen >= self.limits.admit_after
+    }
+
+    /// Claim the capture of `key` (single flight). `None` when another
+    /// session is capturing it already.
+    pub fn begin_capture(&self, key: &[u8], tables: &[Oid]) -> Option<Capture> {
+        let key = Key::new(key);
+        let mut populating = self.populating.lock().unwrap_or_else(|p| p.into_inner());
+        if !populating.insert(key.clone()) {
+            return None;
+        }
+        drop(populating);
+        Some(Capture {
+            key,
+            deps: self.generations.current(tables),
+        })
+    }
+
+    /// Finish a capture: store `result` unless it is too large. Returns the
+    /// entry's weight when stored.
+    pub fn finish_capture(
+        &self,
+        capture: Capture,
+        shape: u64,
+        result: CapturedResult,
+    ) -> Option<u64> {
+        self.release(&capture.key);
+        let entry = Entry::new(shape, result, capture.deps, capture.key.as_bytes().len());
+        if entry.weight > self.limits.max_result_size {
+            return None;
+        }
+        let weight = entry.weight;
+        let rows = entry.result.row_count as i64;
+        self.remove(&KeyRef(capture.key.as_bytes()));
+        self.counters.rows.fetch_add(rows, Ordering::Relaxed);
+        self.entries.insert(capture.key, Arc::new(entry));
+        Some(weight)
+    }
+
+    /// Give a capture up.
+    pub fn abandon_capture(&self, capture: Capture) {
+        self.release(&capture.key);
+    }
+
+    fn release(&self, key: &Key) {
+        let mut populating = self.populating.lock().unwrap_or_else(|p| p.into_inner());
+        populating.remove(key);
+    }
+
+    /// A write committed: entries reading what it wrote are stale.
+    pub fn invalidate(&self, written: &Written) {
+        if written.all {
+            self.generations.global.fetch_add(1, Ordering::AcqRel);
+        } else {
+            for &t in &written.tables {
+                self.generations.slots[Generations::slot(t)].fetch_add(1, Ordering::AcqRel);
+            }
+        }
+        if !written.is_empty() {
+            self.stale.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    /// Drop stale entries (their memory is freed now rather than when they
+    /// are next looked up or evicted). Cheap when nothing was invalidated.
+    pub fn sweep(&self) {
+        if self.stale.swap(0, Ordering::AcqRel) == 0 {
+            return;
+        }
+        let counters = &self.counters;
+        self.entries.retain(|_, entry| {
+            let keep = self.generations.fresh(&entry.deps);
+            if !keep {
+                counters
+                    .rows
+                    .fetch_sub(entry.result.row_count as i64, Ordering::Relaxed);
+            }
+            keep
+        });
+    }
+
+    /// The origin executed `shape` for `role` successfully just now.
+    pub fn grant(&self, role: &Arc<str>, shape: u64) {
+        self.grants
+            .insert((Arc::clone(role), shape), Instant::now());
+    }
+
+    /// Whether `role` may be served results of `shape`: the origin executed
+    /// it for that role within `cache.role_ttl`. Returns when the grant
+    /// expires.
+    pub fn granted(&self, role: &Arc<str>, shape: u64) -> Option<Instant> {
+        let at = self.grants.get(&GrantRef(role, shape))?;
+        let until = at + self.limits.role_ttl;
+        (Instant::now() < until).then_some(until)
+    }
+
+    pub fn entry_count(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Bytes held by entries (their weights).
+    pub fn memory(&self) -> u64 {
+        self.entries.weight()
+    }
+
+    /// Forget every entry (tests, and a lost change stream later on).
+    pub fn clear(&self) {
+        self.generations.global.fetch_add(1, Ordering::AcqRel);
+        self.entries.clear();
+        self.counters.rows.store(0, Ordering::Relaxed);
+    }
+}
+
+struct GrantRef<'a>(&'a Arc<str>, u64);
+
+impl Hash for GrantRef<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Same as the tuple `(Arc<str>, u64)`.
+        self.0.hash(state);
+        self.1.hash(state);
+    }
+}
+
+impl Equivalent<(Arc<str>, u64)> for GrantRef<'_> {
+    fn equivalent(&self, key: &(Arc<str>, u64)) -> bool {
+        *self.0 == key.0 && self.1 == key.1
+    }
+}
+
+/// A capture in progress: the key it fills and the generations when it began.
+#[derive(Debug)]
+pub struct Capture {
+    key: Key,
+    deps: Dependencies,
+}
+
+impl Capture {
+    pub fn key(&self) -> &[u8] {
+        self.key.as_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests;

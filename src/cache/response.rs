@@ -1,0 +1,236 @@
+//! Cached results as the origin sent them, and hits built from them.
+//!
+//! A result is captured from the origin's own reply to a miss (ADR 011): the
+//! bytes are exactly what the origin sends a session with the same settings,
+//! role and result formats, so a hit replays them. [`parse_reply`] checks a
+//! captured reply and keeps its parts; [`write_hit`] builds the reply to a
+//! repeated request. Pure: bytes in, bytes out.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// The parts of a reply kept for hits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapturedResult {
+    /// `RowDescription`, when the request asked for one (a simple query or
+    /// an extended-protocol `Describe` of the portal).
+    pub row_description: Option<Bytes>,
+    /// Every `DataRow`, in order, back to back.
+    pub rows: Bytes,
+    pub row_count: u64,
+    /// `CommandComplete` (`SELECT n`).
+    pub complete: Bytes,
+}
+
+/// Why a captured reply is not cached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejected {
+    /// The reply is cut or a length field is wrong.
+    Malformed,
+    /// A message a cached reply cannot replay (an error, a notice, a
+    /// parameter change, a notification, a suspended portal, COPY, …).
+    Unexpected(u8),
+    /// Messages in an order a single `SELECT` does not produce.
+    OutOfOrder(u8),
+    /// No `CommandComplete`, or not for a `SELECT`.
+    NotASelect,
+    /// The session is not idle after the reply (`ReadyForQuery` status).
+    NotIdle,
+}
+
+impl std::fmt::Display for Rejected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rejected::Malformed => f.write_str("malformed reply"),
+            Rejected::Unexpected(t) => write!(f, "reply contains message '{}'", *t as char),
+            Rejected::OutOfOrder(t) => write!(f, "message '{}' out of order", *t as char),
+            Rejected::NotASelect => f.write_str("reply is not a complete SELECT"),
+            Rejected::NotIdle => f.write_str("session not idle after the reply"),
+        }
+    }
+}
+
+/// Check a reply captured from the origin — `[ParseComplete…]
+/// [BindComplete] [RowDescription] DataRow* CommandComplete ReadyForQuery(I)`
+/// — and keep its parts.
+pub fn parse_reply(reply: &[u8]) -> Result<CapturedResult, Rejected> {
+    // Stages: 0 = before BindComplete, 1 = before RowDescription,
+    // 2 = rows, 3 = after CommandComplete, 4 = after ReadyForQuery.
+    let mut stage = 0;
+    let mut pos = 0;
+    let mut row_description = None;
+    let (mut rows_start, mut rows_end, mut row_count) = (None, 0, 0u64);
+    let mut complete = None;
+    while pos < reply.len() {
+        let (tag, len) = message_at(reply, pos).ok_or(Rejected::Malformed)?;
+        let msg = &reply[pos..pos + len];
+        match tag {
+            b'1' if stage == 0 => {}
+            b'2' if stage == 0 => stage = 1,
+            b'T' if stage <= 1 => {
+                row_description = Some(Bytes::copy_from_slice(msg));
+                stage = 2;
+            }
+            b'D' if stage <= 2 => {
+                stage = 2;
+                rows_start.get_or_insert(pos);
+                if rows_end != 0 && rows_end != pos {
+                    return Err(Rejected::OutOfOrder(tag));
+                }
+                rows_end = pos + len;
+                row_count += 1;
+            }
+            b'C' if stage <= 2 => {
+                if !msg[5..].starts_with(b"SELECT ") {
+                    return Err(Rejected::NotASelect);
+                }
+                complete = Some(Bytes::copy_from_slice(msg));
+                stage = 3;
+            }
+            b'Z' if stage == 3 => {
+                if msg.get(5) != Some(&b'I') || len != 6 {
+                    return Err(Rejected::NotIdle);
+                }
+                stage = 4;
+            }
+            b'1' | b'2' | b'T' | b'D' | b'C' | b'Z' => return Err(Rejected::OutOfOrder(tag)),
+            other => return Err(Rejected::Unexpected(other)),
+        }
+        pos += len;
+    }
+    if stage != 4 {
+        return Err(Rejected::NotASelect);
+    }
+    let complete = complete.ok_or(Rejected::NotASelect)?;
+    let rows = match rows_start {
+        Some(start) => Bytes::copy_from_slice(&reply[start..rows_end]),
+        None => Bytes::new(),
+    };
+    Ok(CapturedResult {
+        row_description,
+        rows,
+        row_count,
+        complete,
+    })
+}
+
+/// The type byte and total length of the message at `pos`, if it is whole.
+fn message_at(buf: &[u8], pos: usize) -> Option<(u8, usize)> {
+    let tag = *buf.get(pos)?;
+    let len = u32::from_be_bytes(buf.get(pos + 1..pos + 5)?.try_into().ok()?);
+    let total = usize::try_from(len).ok()?.checked_add(1)?;
+    (len >= 4 && buf.len() - pos >= total).then_some((tag, total))
+}
+
+/// `ReadyForQuery`, idle.
+pub const READY_IDLE: &[u8] = b"Z\0\0\0\x05I";
+/// `BindComplete`.
+pub const BIND_COMPLETE: &[u8] = b"2\0\0\0\x04";
+
+/// Append the reply to one cached statement: for the extended protocol
+/// `BindComplete` first; `RowDescription` when asked for (the caller checks
+/// it is held); the rows; `CommandComplete`. `ReadyForQuery` is the caller's.
+pub fn write_hit(out: &mut BytesMut, result: &CapturedResult, bind_complete: bool, describe: bool) {
+    let rd = if describe {
+        result.row_description.as_deref().unwrap_or_default()
+    } else {
+        &[]
+    };
+    out.reserve(BIND_COMPLETE.len() + rd.len() + result.rows.len() + result.complete.len() + 6);
+    if bind_complete {
+        out.put_slice(BIND_COMPLETE);
+    }
+    out.put_slice(rd);
+    out.put_slice(&result.rows);
+    out.put_slice(&result.complete);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut m = vec![tag];
+        m.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+        m.extend_from_slice(body);
+        m
+    }
+
+    fn simple_reply(rows: usize) -> Vec<u8> {
+        let mut r = msg(
+            b'T',
+            b"\0\x01a\0\0\0\0\0\0\0\0\0\0\x17\0\x04\xff\xff\xff\xff\0\0",
+        );
+        for i in 0..rows {
+            r.extend(msg(b'D', &[0, 1, 0, 0, 0, 1, b'0' + i as u8]));
+        }
+        r.extend(msg(b'C', format!("SELECT {rows}\0").as_bytes()));
+        r.extend_from_slice(READY_IDLE);
+        r
+    }
+
+    #[test]
+    fn simple_reply_round_trip() {
+        let reply = simple_reply(3);
+        let c = parse_reply(&reply).unwrap();
+        assert_eq!(c.row_count, 3);
+        let mut out = BytesMut::new();
+        write_hit(&mut out, &c, false, true);
+        out.extend_from_slice(READY_IDLE);
+        assert_eq!(&out[..], &reply[..]);
+    }
+
+    #[test]
+    fn extended_reply_round_trip() {
+        let mut reply = msg(b'1', b"");
+        reply.extend_from_slice(BIND_COMPLETE);
+        reply.extend(simple_reply(2));
+        let c = parse_reply(&reply).unwrap();
+        let mut out = BytesMut::new();
+        write_hit(&mut out, &c, true, true);
+        out.extend_from_slice(READY_IDLE);
+        // the hit does not repeat ParseComplete
+        assert_eq!(&out[..], &reply[5..]);
+    }
+
+    #[test]
+    fn empty_result() {
+        let c = parse_reply(&simple_reply(0)).unwrap();
+        assert_eq!(c.row_count, 0);
+        assert!(c.rows.is_empty());
+    }
+
+    #[test]
+    fn rejects() {
+        let mut with_notice = simple_reply(1);
+        with_notice.splice(0..0, msg(b'N', b"SWARNING\0\0"));
+        assert_eq!(parse_reply(&with_notice), Err(Rejected::Unexpected(b'N')));
+        let mut error = msg(b'E', b"SERROR\0\0");
+        error.extend_from_slice(READY_IDLE);
+        assert_eq!(parse_reply(&error), Err(Rejected::Unexpected(b'E')));
+        let mut in_txn = simple_reply(1);
+        let n = in_txn.len();
+        in_txn[n - 1] = b'T';
+        assert_eq!(parse_reply(&in_txn), Err(Rejected::NotIdle));
+        let r = simple_reply(2);
+        assert_eq!(parse_reply(&r[..r.len() - 1]), Err(Rejected::Malformed));
+        let mut insert = msg(b'C', b"INSERT 0 1\0");
+        insert.extend_from_slice(READY_IDLE);
+        assert_eq!(parse_reply(&insert), Err(Rejected::NotASelect));
+        let mut suspended = simple_reply(1);
+        let at = suspended.len() - 6 - 13;
+        suspended.splice(at..at + 13, msg(b's', b""));
+        assert!(parse_reply(&suspended).is_err());
+        assert!(parse_reply(b"").is_err());
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let reply = simple_reply(2);
+        for cut in 0..reply.len() {
+            let _ = parse_reply(&reply[..cut]);
+            let mut bad = reply.clone();
+            bad[cut] ^= 0xff;
+            let _ = parse_reply(&bad);
+        }
+    }
+}

@@ -1,0 +1,156 @@
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::*;
+
+fn limits(max_memory: u64) -> Limits {
+    Limits {
+        max_memory,
+        max_result_size: max_memory,
+        admit_after: 2,
+        role_ttl: Duration::from_secs(60),
+    }
+}
+
+fn result(rows: usize, row_len: usize) -> CapturedResult {
+    CapturedResult {
+        row_description: Some(Bytes::from_static(b"T\0\0\0\x06\0\0")),
+        rows: Bytes::from(vec![b'D'; rows * row_len]),
+        row_count: rows as u64,
+        complete: Bytes::from_static(b"C\0\0\0\x0dSELECT 1\0"),
+    }
+}
+
+fn fill(cache: &ResultCache, key: &[u8], tables: &[Oid], rows: usize) {
+    let capture = cache.begin_capture(key, tables).unwrap();
+    cache.finish_capture(capture, 7, result(rows, 10)).unwrap();
+}
+
+#[test]
+fn capture_then_hit() {
+    let cache = ResultCache::new(limits(1 << 20));
+    assert!(cache.get(KeyRef(b"k")).is_none());
+    fill(&cache, b"k", &[Oid(100)], 3);
+    let e = cache.get(KeyRef(b"k")).unwrap();
+    assert_eq!(e.result.row_count, 3);
+    assert_eq!(e.shape, 7);
+    assert_eq!(cache.counters().rows.load(Ordering::Relaxed), 3);
+    assert_eq!(cache.entry_count(), 1);
+}
+
+#[test]
+fn single_flight() {
+    let cache = ResultCache::new(limits(1 << 20));
+    let first = cache.begin_capture(b"k", &[]).unwrap();
+    assert!(cache.begin_capture(b"k", &[]).is_none());
+    assert!(cache.begin_capture(b"other", &[]).is_some());
+    cache.abandon_capture(first);
+    assert!(cache.begin_capture(b"k", &[]).is_some());
+}
+
+#[test]
+fn write_to_the_table_invalidates() {
+    let cache = ResultCache::new(limits(1 << 20));
+    fill(&cache, b"a", &[Oid(100)], 1);
+    fill(&cache, b"b", &[Oid(200)], 1);
+    cache.invalidate(&Written {
+        tables: vec![Oid(100)],
+        all: false,
+    });
+    assert!(cache.get(KeyRef(b"a")).is_none());
+    assert!(cache.get(KeyRef(b"b")).is_some());
+    cache.invalidate(&Written {
+        tables: vec![],
+        all: true,
+    });
+    assert!(cache.get(KeyRef(b"b")).is_none());
+}
+
+#[test]
+fn write_during_capture_makes_the_capture_stale() {
+    let cache = ResultCache::new(limits(1 << 20));
+    let capture = cache.begin_capture(b"a", &[Oid(100)]).unwrap();
+    cache.invalidate(&Written {
+        tables: vec![Oid(100)],
+        all: false,
+    });
+    cache.finish_capture(capture, 1, result(1, 10)).unwrap();
+    assert!(cache.get(KeyRef(b"a")).is_none());
+}
+
+#[test]
+fn sweep_frees_stale_entries() {
+    let cache = ResultCache::new(limits(1 << 20));
+    for i in 0..50u32 {
+        fill(&cache, &i.to_be_bytes(), &[Oid(i % 2)], 2);
+    }
+    assert_eq!(cache.counters().rows.load(Ordering::Relaxed), 100);
+    cache.invalidate(&Written {
+        tables: vec![Oid(0)],
+        all: false,
+    });
+    cache.sweep();
+    assert_eq!(cache.entry_count(), 25);
+    assert_eq!(cache.counters().rows.load(Ordering::Relaxed), 50);
+}
+
+#[test]
+fn memory_stays_bounded() {
+    let max = 256 * 1024;
+    let cache = ResultCache::new(limits(max));
+    for i in 0..10_000u32 {
+        fill(&cache, &i.to_be_bytes(), &[], 4);
+        assert!(cache.memory() <= max, "{} > {max}", cache.memory());
+    }
+    assert!(cache.counters().evictions.load(Ordering::Relaxed) > 0);
+    let held = cache.counters().rows.load(Ordering::Relaxed);
+    assert_eq!(held as usize, cache.entry_count() * 4);
+}
+
+#[test]
+fn oversized_results_are_not_stored() {
+    let mut l = limits(1 << 20);
+    l.max_result_size = 1000;
+    let cache = ResultCache::new(l);
+    let capture = cache.begin_capture(b"big", &[]).unwrap();
+    assert!(cache.finish_capture(capture, 1, result(200, 10)).is_none());
+    assert!(cache.get(KeyRef(b"big")).is_none());
+    // the claim is released
+    assert!(cache.begin_capture(b"big", &[]).is_some());
+}
+
+#[test]
+fn admission_after_sightings() {
+    let cache = ResultCache::new(limits(1 << 20));
+    assert!(!cache.sighted(9));
+    assert!(cache.sighted(9));
+    assert!(cache.sighted(9));
+    assert!(!cache.sighted(10));
+}
+
+#[test]
+fn grants_are_per_role_and_expire() {
+    let mut l = limits(1 << 20);
+    l.role_ttl = Duration::from_millis(0);
+    let expired = ResultCache::new(l);
+    let alice: Arc<str> = Arc::from("alice");
+    expired.grant(&alice, 1);
+    assert!(expired.granted(&alice, 1).is_none());
+
+    let cache = ResultCache::new(limits(1 << 20));
+    let bob: Arc<str> = Arc::from("bob");
+    cache.grant(&alice, 1);
+    assert!(cache.granted(&alice, 1).is_some());
+    assert!(cache.granted(&bob, 1).is_none());
+    assert!(cache.granted(&alice, 2).is_none());
+}
+
+#[test]
+fn classes_are_interned() {
+    let cache = ResultCache::new(limits(1 << 20));
+    let a = cache.class_id("UTC|ISO, MDY");
+    let b = cache.class_id("Asia/Kolkata|ISO, MDY");
+    assert_ne!(a, b);
+    assert_eq!(cache.class_id("UTC|ISO, MDY"), a);
+}
