@@ -5,16 +5,20 @@
 //! blocks or allocates, so the proxy's hot path can count freely.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
@@ -37,6 +41,41 @@ pub struct Metrics {
     /// Bytes relayed client → origin and origin → client.
     pub client_bytes_received: Counter,
     pub client_bytes_sent: Counter,
+    /// Cacheable statements answered from the cache.
+    pub cache_hits: Counter,
+    /// Cacheable statements forwarded to the origin while caching is on.
+    pub cache_misses: Counter,
+    /// Entries filled from the origin's reply (`ok`) or given up (`failed`).
+    pub cache_populations: Family<PopulationLabels, Counter>,
+    /// Entries evicted to stay within `cache.max_memory`.
+    pub cache_evictions: Counter,
+    pub cache_entries: Gauge,
+    pub cache_rows: Gauge,
+    pub cache_memory_bytes: Gauge,
+    /// Time from a request's arrival to its reply queued for the client.
+    pub cache_hit_duration: Histogram,
+    /// Time from forwarding a cacheable request to the origin's ReadyForQuery.
+    pub cache_miss_duration: Histogram,
+    /// Origin catalog loads completed (at start, after DDL through the proxy,
+    /// periodically); caching starts after the first.
+    pub cache_catalog_loads: Counter,
+    /// Reads the cache's own counters at scrape time.
+    cache_source: OnceLock<Arc<dyn CacheSource>>,
+    evictions_seen: AtomicU64,
+}
+
+/// Label of `cache_populations`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PopulationLabels {
+    pub result: &'static str,
+}
+
+/// What the metrics read from the cache when scraped.
+pub trait CacheSource: Send + Sync {
+    fn entries(&self) -> u64;
+    fn rows(&self) -> i64;
+    fn memory_bytes(&self) -> u64;
+    fn evictions(&self) -> u64;
 }
 
 impl Default for Metrics {
@@ -58,6 +97,18 @@ impl Metrics {
             cancel_requests_forwarded: Counter::default(),
             client_bytes_received: Counter::default(),
             client_bytes_sent: Counter::default(),
+            cache_hits: Counter::default(),
+            cache_misses: Counter::default(),
+            cache_populations: Family::default(),
+            cache_evictions: Counter::default(),
+            cache_entries: Gauge::default(),
+            cache_rows: Gauge::default(),
+            cache_memory_bytes: Gauge::default(),
+            cache_hit_duration: Histogram::new(exponential_buckets(1e-6, 3.0, 14)),
+            cache_miss_duration: Histogram::new(exponential_buckets(1e-5, 3.0, 14)),
+            cache_catalog_loads: Counter::default(),
+            cache_source: OnceLock::new(),
+            evictions_seen: AtomicU64::new(0),
             registry: Registry::default(),
         };
         registry.register(
@@ -105,11 +156,69 @@ impl Metrics {
             "Bytes sent to clients",
             m.client_bytes_sent.clone(),
         );
+        registry.register("cache_hits", "Statements answered from the cache", m.cache_hits.clone());
+        registry.register(
+            "cache_misses",
+            "Cacheable statements forwarded to the origin while caching is on",
+            m.cache_misses.clone(),
+        );
+        registry.register(
+            "cache_populations",
+            "Cache entries filled from the origin's reply (ok) or given up (failed)",
+            m.cache_populations.clone(),
+        );
+        registry.register(
+            "cache_evictions",
+            "Cache entries evicted to stay within cache.max_memory",
+            m.cache_evictions.clone(),
+        );
+        registry.register("cache_entries", "Cache entries held", m.cache_entries.clone());
+        registry.register("cache_rows", "Rows held by cache entries", m.cache_rows.clone());
+        registry.register(
+            "cache_memory_bytes",
+            "Bytes held by cache entries (bounded by cache.max_memory)",
+            m.cache_memory_bytes.clone(),
+        );
+        registry.register(
+            "cache_hit_duration_seconds",
+            "Time to answer a statement from the cache, in the proxy",
+            m.cache_hit_duration.clone(),
+        );
+        registry.register(
+            "cache_miss_duration_seconds",
+            "Time from forwarding a cacheable statement to the origin's reply completing",
+            m.cache_miss_duration.clone(),
+        );
+        registry.register(
+            "cache_catalog_loads",
+            "Origin catalog loads completed (caching starts after the first)",
+            m.cache_catalog_loads.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// Read the cache's counters at each scrape (set once).
+    pub fn set_cache_source(&self, source: Arc<dyn CacheSource>) {
+        let _ = self.cache_source.set(source);
+    }
+
+    fn refresh(&self) {
+        let Some(source) = self.cache_source.get() else {
+            return;
+        };
+        self.cache_entries
+            .set(i64::try_from(source.entries()).unwrap_or(i64::MAX));
+        self.cache_rows.set(source.rows().max(0));
+        self.cache_memory_bytes
+            .set(i64::try_from(source.memory_bytes()).unwrap_or(i64::MAX));
+        let evictions = source.evictions();
+        let seen = self.evictions_seen.swap(evictions, Ordering::Relaxed);
+        self.cache_evictions.inc_by(evictions.saturating_sub(seen));
     }
 
     /// Prometheus text exposition of every metric.
     pub fn encode(&self) -> String {
+        self.refresh();
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);

@@ -24,3 +24,5 @@ mod relay_session;
 mod relay_startup;
 
 mod catalog;
+
+mod cache_hits;

@@ -117,6 +117,7 @@ impl SnapshotBuilder {
             operators_by_name,
             casts,
             publication: self.publication,
+            publication_required: true,
         }
     }
 }

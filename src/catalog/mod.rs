@@ -96,9 +96,23 @@ pub struct Snapshot {
     operators_by_name: HashMap<String, Vec<Oid>>,
     casts: HashMap<(Oid, Oid), Cast>,
     publication: Option<Publication>,
+    /// Tables must be in the publication to be cacheable (entries kept
+    /// exact by the change stream). Off while the change stream is not
+    /// consumed: entries are then dropped by writes through the proxy.
+    publication_required: bool,
 }
 
 impl Snapshot {
+    /// Whether cacheable tables must be published (see the field).
+    pub fn publication_required(&self) -> bool {
+        self.publication_required
+    }
+
+    /// Set whether cacheable tables must be published.
+    pub fn set_publication_required(&mut self, required: bool) {
+        self.publication_required = required;
+    }
+
     /// A builder for a snapshot made by hand.
     pub fn builder() -> SnapshotBuilder {
         SnapshotBuilder::new()
@@ -178,6 +192,15 @@ impl Snapshot {
     }
 
     /// The proxy's publication, when one was named at load time and exists.
+    /// Names of volatile functions and procedures outside `pg_catalog`:
+    /// calling one may write anything.
+    pub fn user_volatile_functions(&self) -> impl Iterator<Item = &str> {
+        self.functions
+            .values()
+            .filter(|f| f.schema != oids::PG_CATALOG && f.volatility == Volatility::Volatile)
+            .map(|f| f.name.as_str())
+    }
+
     pub fn publication(&self) -> Option<&Publication> {
         self.publication.as_ref()
     }

@@ -9,6 +9,7 @@
 //! - **Closing** — `shutdown.timeout` has passed: running statements are
 //!   cancelled at the origin and every remaining session is closed.
 
+mod cached;
 mod cancel;
 mod origin;
 mod session;
@@ -43,6 +44,8 @@ pub(crate) struct Shared {
     pub(crate) origin: OriginTarget,
     pub(crate) cancel: Arc<CancelMap>,
     pub(crate) phase: watch::Receiver<Phase>,
+    /// The result cache, when `cache.mode` is not `off`.
+    pub(crate) cache: Option<Arc<cached::CacheRuntime>>,
 }
 
 /// How long sessions get to say goodbye once the drain timeout has expired.
@@ -58,7 +61,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let (phase_tx, phase_rx) = watch::channel(Phase::Running);
+    let cache = cached::CacheRuntime::new(&config, Arc::clone(&metrics));
+    let maintenance = cache
+        .as_ref()
+        .map(|rt| tokio::spawn(Arc::clone(rt).maintain(config.origin.clone())));
     let shared = Arc::new(Shared {
+        cache,
         origin: OriginTarget::from_config(&config.origin),
         config: Arc::clone(&config),
         metrics,
@@ -119,6 +127,9 @@ pub async fn serve(
             sessions.abort_all();
             join_all(&mut sessions).await;
         }
+    }
+    if let Some(task) = maintenance {
+        task.abort();
     }
     info!("all sessions closed");
     Ok(())

@@ -35,6 +35,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, watch};
 use tracing::{debug, info, warn};
 
+use super::cached::{self, HIT_BACKLOG, SessionCache};
 use super::origin::{self, OriginStream};
 use super::{Phase, Shared};
 use crate::protocol::ProtocolError;
@@ -161,7 +162,9 @@ async fn serve_client(
     };
     // `buf` may hold bytes the client sent after its StartupMessage (a
     // pipelining client); they are relayed after it.
+    let replication = params.iter().any(|(k, v)| k == "replication" && v != "false" && v != "off" && v != "0" && v != "no");
     let start = Start {
+        cache: if replication { None } else { shared.cache.clone() },
         packet: &packet,
         downgraded,
         client_buf: buf,
@@ -278,6 +281,23 @@ async fn forward_cancel(shared: &Shared, key: CancelKey) {
     }
 }
 
+/// Which frontend messages a session with the cache must see whole (all
+/// small: bounded by `limits.max_message_size`).
+fn cached_whole(tag: u8) -> bool {
+    matches!(
+        tag,
+        frontend::QUERY
+            | frontend::PARSE
+            | frontend::BIND
+            | frontend::DESCRIBE
+            | frontend::EXECUTE
+            | frontend::CLOSE
+            | frontend::SYNC
+            | frontend::FLUSH
+            | frontend::FUNCTION_CALL
+    )
+}
+
 /// Which backend messages the relay must see whole.
 fn inspected(tag: u8) -> bool {
     tag == backend::BACKEND_KEY_DATA || tag == backend::READY_FOR_QUERY
@@ -285,6 +305,8 @@ fn inspected(tag: u8) -> bool {
 
 /// What the relay starts from once the origin is connected.
 struct Start<'a> {
+    /// The result cache, unless off or this is a replication connection.
+    cache: Option<Arc<cached::CacheRuntime>>,
     /// The `StartupMessage` to send to the origin.
     packet: &'a [u8],
     /// See [`Negotiated::Startup`].
@@ -320,6 +342,8 @@ struct Relay<'a> {
     origin_key: Option<CancelKey>,
     /// The key the client holds; removed from the map when the session ends.
     registration: Option<super::cancel::Registration>,
+    /// This session's view of the result cache.
+    cache: Option<SessionCache>,
 }
 
 /// Relay until the session ends.
@@ -358,6 +382,7 @@ where
         origin_violation: None,
         origin_key: None,
         registration: None,
+        cache: start.cache.map(SessionCache::new),
     };
     let mut origin_buf = BytesMut::with_capacity(READ_CHUNK);
     // Framed bytes waiting to be written, one per direction.
@@ -372,7 +397,21 @@ where
     loop {
         // Frame what the client sent (also bytes it pipelined behind its
         // startup packet) once the previous batch is written.
-        if to_origin.is_empty() && !client_buf.is_empty() && !state.terminated {
+        if to_origin.is_empty()
+            && !client_buf.is_empty()
+            && !state.terminated
+            && state.cache.is_some()
+        {
+            match state.client_bytes_cached(&client_buf, &mut to_origin, &mut to_client) {
+                Ok(n) => client_buf.advance(n),
+                Err(e) => {
+                    return state
+                        .protocol_violation(&mut client_wr, &mut origin_wr, &to_client, e)
+                        .await;
+                }
+            }
+        }
+        if to_origin.is_empty() && !client_buf.is_empty() && !state.terminated && state.cache.is_none() {
             match state.client_bytes(&client_buf) {
                 Ok(n) => to_origin = client_buf.split_to(n),
                 Err(e) => {
@@ -412,7 +451,7 @@ where
         reserve(&mut origin_buf);
         tokio::select! {
             read = client_rd.read_buf(&mut client_buf),
-                if to_origin.is_empty() && !state.terminated =>
+                if to_origin.is_empty() && !state.terminated && to_client.len() < HIT_BACKLOG =>
             {
                 let n = read?;
                 if n == 0 {
@@ -439,6 +478,11 @@ where
                         );
                         to_client.extend_from_slice(&npv);
                     }
+                }
+                if state.cache.is_some() {
+                    let n = state.origin_bytes_cached(&mut origin_buf, &mut to_client);
+                    origin_buf.advance(n);
+                    continue;
                 }
                 let n = state.origin_bytes(&mut origin_buf);
                 if to_client.is_empty() {
@@ -536,6 +580,176 @@ impl Relay<'_> {
                     return Ok(pos + n);
                 }
                 _ => {}
+            }
+            pos += n;
+        }
+    }
+
+    /// Whether nothing is in flight between the client and the origin.
+    fn idle(&self) -> bool {
+        self.outstanding == 0 && !self.copy_in && self.from_origin.at_boundary()
+    }
+
+    /// [`Self::client_bytes`] for a session with the cache: requests the
+    /// cache answers are replied to in `to_client`; everything else is
+    /// copied to `to_origin`. Returns how many bytes of `buf` were used.
+    fn client_bytes_cached(
+        &mut self,
+        buf: &[u8],
+        to_origin: &mut BytesMut,
+        to_client: &mut BytesMut,
+    ) -> Result<usize, ProtocolError> {
+        let mut pos = 0;
+        loop {
+            if to_client.len() >= HIT_BACKLOG {
+                return Ok(pos);
+            }
+            let step = self.from_client.next(&buf[pos..], cached_whole)?;
+            let (tag, n) = match step {
+                Step::Message { tag, len } => (Some(tag), len),
+                Step::Start { tag, avail } => (Some(tag), avail),
+                Step::Body(n) => (None, n),
+                Step::NeedMore => return Ok(pos),
+            };
+            let msg = &buf[pos..pos + n];
+            let idle = self.idle();
+            let Some(sc) = self.cache.as_mut() else {
+                return Ok(pos);
+            };
+            let Some(tag) = tag else {
+                to_origin.extend_from_slice(msg);
+                pos += n;
+                continue;
+            };
+            match tag {
+                frontend::QUERY => {
+                    if sc.holding() {
+                        sc.release_held(to_origin);
+                    }
+                    if sc.query_hit(msg, idle, to_client) {
+                        pos += n;
+                        continue;
+                    }
+                    let probe = sc.query_forwarded(msg, idle);
+                    to_origin.extend_from_slice(msg);
+                    self.outstanding += 1;
+                    self.syncs_since_statement = 0;
+                    if let Some(sql) = probe {
+                        cached::query_message(to_origin, sql);
+                    }
+                }
+                frontend::PARSE | frontend::BIND | frontend::DESCRIBE | frontend::EXECUTE => {
+                    if sc.try_hold(tag, msg, idle) {
+                        pos += n;
+                        continue;
+                    }
+                    if sc.holding() {
+                        sc.release_held(to_origin);
+                    }
+                    sc.extended_forwarded(tag, msg);
+                    to_origin.extend_from_slice(msg);
+                    if tag == frontend::EXECUTE {
+                        self.syncs_since_statement = 0;
+                    }
+                }
+                frontend::SYNC => {
+                    if sc.holding() && sc.batch_hit(to_client) {
+                        pos += n;
+                        continue;
+                    }
+                    let held = sc.holding();
+                    let (batch, tags) = sc.take_held();
+                    for &(t, s, e) in &tags {
+                        sc.extended_forwarded(t, &batch[s..e]);
+                        if t == frontend::EXECUTE {
+                            self.syncs_since_statement = 0;
+                        }
+                    }
+                    to_origin.extend_from_slice(&batch);
+                    to_origin.extend_from_slice(msg);
+                    sc.extended_forwarded(tag, msg);
+                    self.outstanding += 1;
+                    self.syncs_since_statement += 1;
+                    if let Some(sql) = sc.sync_forwarded(batch, tags, held) {
+                        cached::query_message(to_origin, sql);
+                    }
+                }
+                _ => {
+                    if sc.holding() {
+                        sc.release_held(to_origin);
+                    }
+                    sc.extended_forwarded(tag, msg);
+                    to_origin.extend_from_slice(msg);
+                    match tag {
+                        frontend::FUNCTION_CALL => {
+                            self.outstanding += 1;
+                            self.syncs_since_statement = 0;
+                        }
+                        frontend::COPY_DONE | frontend::COPY_FAIL if self.copy_in => {
+                            self.copy_in_ended();
+                        }
+                        frontend::TERMINATE => {
+                            self.terminated = true;
+                            return Ok(pos + n);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            pos += n;
+        }
+    }
+
+    /// [`Self::origin_bytes`] for a session with the cache: relayed bytes
+    /// are copied to `to_client` (and to a capture); the reply to the
+    /// settings probe is swallowed. Returns how many bytes of `buf` were used.
+    fn origin_bytes_cached(&mut self, buf: &mut [u8], to_client: &mut BytesMut) -> usize {
+        let mut pos = 0;
+        loop {
+            let receiving = self.cache.as_ref().is_some_and(|c| c.probe_receiving());
+            let step = match self
+                .from_origin
+                .next(&buf[pos..], |t| receiving || inspected(t))
+            {
+                Ok(step) => step,
+                Err(e) => {
+                    self.origin_violation = Some(e);
+                    return pos;
+                }
+            };
+            let (tag, n) = match step {
+                Step::Message { tag, len } => (Some(tag), len),
+                Step::Start { tag, avail } => (Some(tag), avail),
+                Step::Body(n) => (None, n),
+                Step::NeedMore => return pos,
+            };
+            if let Some(tag) = tag {
+                if let Some(sc) = self.cache.as_mut()
+                    && sc.origin_message(tag, &buf[pos..pos + n])
+                {
+                    pos += n;
+                    continue;
+                }
+                match tag {
+                    backend::BACKEND_KEY_DATA => {
+                        if let Err(e) = self.swap_cancel_key(&mut buf[pos..pos + n]) {
+                            self.origin_violation = Some(e);
+                            return pos;
+                        }
+                    }
+                    backend::COPY_IN_RESPONSE => self.copy_in = true,
+                    backend::ERROR_RESPONSE if self.copy_in => self.copy_in_ended(),
+                    _ => {}
+                }
+            }
+            let bytes = &buf[pos..pos + n];
+            to_client.extend_from_slice(bytes);
+            if let Some(sc) = self.cache.as_mut() {
+                sc.relayed(bytes);
+                if tag == Some(backend::READY_FOR_QUERY) {
+                    self.outstanding = self.outstanding.saturating_sub(1);
+                    sc.ready_for_query(bytes.get(5).copied().unwrap_or(b'I'));
+                }
             }
             pos += n;
         }

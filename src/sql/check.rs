@@ -328,6 +328,9 @@ fn check_table(
     if table.columns.iter().any(|c| c.generated) {
         return Err(Reason::GeneratedColumns(qualified));
     }
+    if !snapshot.publication_required() {
+        return Ok(());
+    }
     let Some(publication) = snapshot.publication() else {
         return Err(Reason::NoPublication);
     };

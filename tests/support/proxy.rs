@@ -54,6 +54,24 @@ impl Proxy {
         Self::start_with(|_| {}).await
     }
 
+    /// A proxy with the cache on (`auto`, every cacheable shape admitted at
+    /// once) after `tweak`; returns once the origin's catalog is loaded.
+    pub async fn start_cached(tweak: impl FnOnce(&mut Config)) -> Proxy {
+        let proxy = Self::start_with(|c| {
+            c.cache.mode = pgcache::config::CacheMode::Auto;
+            c.cache.admit_after = 1;
+            tweak(c);
+        })
+        .await;
+        let metrics = Arc::clone(&proxy.metrics);
+        super::eventually(Duration::from_secs(30), "catalog loaded", move || {
+            let m = Arc::clone(&metrics);
+            async move { m.cache_catalog_loads.get() >= 1 }
+        })
+        .await;
+        proxy
+    }
+
     /// A proxy whose configuration `tweak` may change first.
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
