@@ -156,7 +156,11 @@ impl Metrics {
             "Bytes sent to clients",
             m.client_bytes_sent.clone(),
         );
-        registry.register("cache_hits", "Statements answered from the cache", m.cache_hits.clone());
+        registry.register(
+            "cache_hits",
+            "Statements answered from the cache",
+            m.cache_hits.clone(),
+        );
         registry.register(
             "cache_misses",
             "Cacheable statements forwarded to the origin while caching is on",
@@ -172,8 +176,16 @@ impl Metrics {
             "Cache entries evicted to stay within cache.max_memory",
             m.cache_evictions.clone(),
         );
-        registry.register("cache_entries", "Cache entries held", m.cache_entries.clone());
-        registry.register("cache_rows", "Rows held by cache entries", m.cache_rows.clone());
+        registry.register(
+            "cache_entries",
+            "Cache entries held",
+            m.cache_entries.clone(),
+        );
+        registry.register(
+            "cache_rows",
+            "Rows held by cache entries",
+            m.cache_rows.clone(),
+        );
         registry.register(
             "cache_memory_bytes",
             "Bytes held by cache entries (bounded by cache.max_memory)",

@@ -30,7 +30,11 @@ async fn simple_query_hits_are_exact() {
     g.assert_same();
     // 1st: settings unknown (read right after it, so the 2nd may find the
     // read still under way); then captured once per key, then hits.
-    assert!(proxy.metrics.cache_hits.get() >= 2, "hits: {}", proxy.metrics.cache_hits.get());
+    assert!(
+        proxy.metrics.cache_hits.get() >= 2,
+        "hits: {}",
+        proxy.metrics.cache_hits.get()
+    );
 }
 
 #[tokio::test]
@@ -43,7 +47,10 @@ async fn extended_protocol_hits_are_exact() {
     .await;
     let proxy = Proxy::start_cached(|_| {}).await;
     let prepare = step(
-        &[fe::parse("s1", "SELECT v, f FROM hits_ext WHERE id = $1", &[]), fe::sync()],
+        &[
+            fe::parse("s1", "SELECT v, f FROM hits_ext WHERE id = $1", &[]),
+            fe::sync(),
+        ],
         Until::Ready(1),
     );
     let run = |id: &str, formats: &[i16]| {

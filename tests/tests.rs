@@ -25,4 +25,5 @@ mod relay_startup;
 
 mod catalog;
 
+mod cache_behaviour;
 mod cache_hits;

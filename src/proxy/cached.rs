@@ -136,7 +136,10 @@ impl CacheRuntime {
     }
 
     fn catalog(&self) -> Option<Arc<Catalog>> {
-        self.catalog.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.catalog
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn install(&self, snapshot: Snapshot) {
@@ -148,9 +151,8 @@ impl CacheRuntime {
                     None => (None, n.as_str()),
                 };
                 for t in snapshot.tables() {
-                    let schema_ok = schema.is_none_or(|s| {
-                        snapshot.schema(t.schema).is_some_and(|sc| sc.name == s)
-                    });
+                    let schema_ok = schema
+                        .is_none_or(|s| snapshot.schema(t.schema).is_some_and(|sc| sc.name == s));
                     if t.name == table && schema_ok {
                         set.insert(t.oid);
                     }
@@ -158,12 +160,12 @@ impl CacheRuntime {
             }
             set
         };
-        let allow = if self.config.mode == CacheMode::Explicit || !self.config.allow_tables.is_empty()
-        {
-            Some(resolve(&self.config.allow_tables))
-        } else {
-            None
-        };
+        let allow =
+            if self.config.mode == CacheMode::Explicit || !self.config.allow_tables.is_empty() {
+                Some(resolve(&self.config.allow_tables))
+            } else {
+                None
+            };
         let deny = resolve(&self.config.deny_tables);
         let user_functions = snapshot
             .user_volatile_functions()
@@ -243,8 +245,12 @@ impl CacheRuntime {
             CacheMode::Auto => listed_tables && self.cache.sighted(shape),
             CacheMode::Explicit => {
                 (listed_tables && !self.config.allow_tables.is_empty())
-                    || pg_query::fingerprint(sql, pg_query::ParserOptions::DEFAULT, pg_query::FingerprintOptions::FULL_RELNAME)
-                        .is_ok_and(|f| self.allow_statements.contains(&f.value))
+                    || pg_query::fingerprint(
+                        sql,
+                        pg_query::ParserOptions::DEFAULT,
+                        pg_query::FingerprintOptions::FULL_RELNAME,
+                    )
+                    .is_ok_and(|f| self.allow_statements.contains(&f.value))
             }
         }
     }
@@ -262,7 +268,9 @@ async fn load_catalog(origin: &crate::config::OriginConfig) -> Result<Snapshot, 
             debug!(error = %e, "catalog connection ended");
         }
     });
-    let loaded = catalog::load(&client, None).await.map_err(|e| e.to_string());
+    let loaded = catalog::load(&client, None)
+        .await
+        .map_err(|e| e.to_string());
     drop(client);
     let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
     let mut snapshot = loaded?;
@@ -508,7 +516,9 @@ impl SessionCache {
             self.rt.metrics.cache_misses.inc();
             let capture = if !CacheRuntime::skip_hinted(sql)
                 && !self.rt.catalog_stale.load(Ordering::Acquire)
-                && self.rt.allowed(catalog, &shape.tables, sql, shape.fingerprint)
+                && self
+                    .rt
+                    .allowed(catalog, &shape.tables, sql, shape.fingerprint)
             {
                 self.key.clear();
                 self.key.push(b'Q');
@@ -563,7 +573,9 @@ impl SessionCache {
         if kinds.iter().any(|k| {
             matches!(
                 k,
-                StatementKind::Ddl(_) | StatementKind::SelectInto { .. } | StatementKind::Utility(_)
+                StatementKind::Ddl(_)
+                    | StatementKind::SelectInto { .. }
+                    | StatementKind::Utility(_)
             )
         }) {
             self.ddl = true;
@@ -582,7 +594,9 @@ impl SessionCache {
             && !sql::mentions_any(sql, functions);
         let harmless = cacheable
             || harmless_select
-            || kinds.iter().all(|k| matches!(k, StatementKind::Transaction(_)));
+            || kinds
+                .iter()
+                .all(|k| matches!(k, StatementKind::Transaction(_)));
         if !harmless {
             self.ctx = None;
         }
@@ -645,10 +659,8 @@ impl SessionCache {
     /// A Parse, Bind, Describe or Execute at a quiet point, or while a
     /// batch is held: hold it until Sync.
     pub(crate) fn try_hold(&mut self, tag: u8, msg: &[u8], idle: bool) -> bool {
-        if !self.holding() {
-            if !self.quiet(idle) || !matches!(tag, b'B' | b'P') {
-                return false;
-            }
+        if !self.holding() && (!self.quiet(idle) || !matches!(tag, b'B' | b'P')) {
+            return false;
         }
         if self.held.len() + msg.len() > MAX_HELD {
             return false;
@@ -844,7 +856,12 @@ impl SessionCache {
     /// A held batch's Sync is forwarded (after [`Self::release_held`] when
     /// it was held from a quiet point). Sets up the watch and returns the
     /// probe to send after it, if any.
-    pub(crate) fn sync_forwarded(&mut self, held: BytesMut, tags: Vec<(u8, usize, usize)>, quiet: bool) -> Option<&'static str> {
+    pub(crate) fn sync_forwarded(
+        &mut self,
+        held: BytesMut,
+        tags: Vec<(u8, usize, usize)>,
+        quiet: bool,
+    ) -> Option<&'static str> {
         self.batch_open = false;
         if !quiet {
             return None;
@@ -881,7 +898,9 @@ impl SessionCache {
         self.rt.metrics.cache_misses.inc();
         let capture = if !CacheRuntime::skip_hinted(&stmt.sql)
             && !self.rt.catalog_stale.load(Ordering::Acquire)
-            && self.rt.allowed(&catalog, &shape.tables, &stmt.sql, shape.fingerprint)
+            && self
+                .rt
+                .allowed(&catalog, &shape.tables, &stmt.sql, shape.fingerprint)
         {
             self.key.clear();
             self.key.push(b'E');
@@ -903,7 +922,10 @@ impl SessionCache {
 
     /// Take the held batch (for [`Self::sync_forwarded`]).
     pub(crate) fn take_held(&mut self) -> (BytesMut, Vec<(u8, usize, usize)>) {
-        (std::mem::take(&mut self.held), std::mem::take(&mut self.held_tags))
+        (
+            std::mem::take(&mut self.held),
+            std::mem::take(&mut self.held_tags),
+        )
     }
 
     // ---------------------------------------------------------------
@@ -1037,7 +1059,9 @@ impl SessionCache {
     fn probe_done(&mut self, row: Option<Vec<Option<Vec<u8>>>>) {
         let parsed = row.and_then(|r| {
             let text = |i: usize| -> Option<String> {
-                r.get(i)?.as_ref().map(|v| String::from_utf8_lossy(v).into_owned())
+                r.get(i)?
+                    .as_ref()
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
             };
             let same_role = text(0)? == "t";
             let role = text(1)?;
@@ -1053,7 +1077,13 @@ impl SessionCache {
             return;
         };
         self.bypass = !same_role;
-        let class_text = format!("{}\u{1e}{}\u{1e}{}\u{1e}{}", text_of(&search_path), scs, temp, settings);
+        let class_text = format!(
+            "{}\u{1e}{}\u{1e}{}\u{1e}{}",
+            text_of(&search_path),
+            scs,
+            temp,
+            settings
+        );
         let class = self.rt.cache.class_id(&class_text);
         if self.ctx.as_ref().is_none_or(|c| *c.role != *role) {
             self.grants.clear();

@@ -162,9 +162,15 @@ async fn serve_client(
     };
     // `buf` may hold bytes the client sent after its StartupMessage (a
     // pipelining client); they are relayed after it.
-    let replication = params.iter().any(|(k, v)| k == "replication" && v != "false" && v != "off" && v != "0" && v != "no");
+    let replication = params
+        .iter()
+        .any(|(k, v)| k == "replication" && v != "false" && v != "off" && v != "0" && v != "no");
     let start = Start {
-        cache: if replication { None } else { shared.cache.clone() },
+        cache: if replication {
+            None
+        } else {
+            shared.cache.clone()
+        },
         packet: &packet,
         downgraded,
         client_buf: buf,
@@ -411,7 +417,11 @@ where
                 }
             }
         }
-        if to_origin.is_empty() && !client_buf.is_empty() && !state.terminated && state.cache.is_none() {
+        if to_origin.is_empty()
+            && !client_buf.is_empty()
+            && !state.terminated
+            && state.cache.is_none()
+        {
             match state.client_bytes(&client_buf) {
                 Ok(n) => to_origin = client_buf.split_to(n),
                 Err(e) => {
