@@ -26,4 +26,5 @@ mod relay_startup;
 mod catalog;
 
 mod cache_behaviour;
+mod cache_exact;
 mod cache_hits;

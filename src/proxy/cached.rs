@@ -56,6 +56,9 @@ const PROBE_SQL: &str = "SELECT pg_catalog.current_setting('role') = 'none' \
     pg_catalog.current_setting('escape_string_warning'), pg_catalog.current_setting('xmloption'), \
     pg_catalog.current_setting('xmlbinary'), pg_catalog.current_setting('row_security'), \
     pg_catalog.current_setting('default_text_search_config'), \
+    pg_catalog.current_setting('quote_all_identifiers'), \
+    pg_catalog.current_setting('client_min_messages'), \
+    pg_catalog.current_setting('gin_fuzzy_search_limit'), \
     pg_catalog.current_setting('server_encoding'))";
 
 /// The catalog as the cache uses it.
@@ -296,6 +299,9 @@ struct Stmt {
     /// request part of cache keys for its executions.
     prefix: Box<[u8]>,
     kinds: Arc<[StatementKind]>,
+    /// The settings the origin parsed it under are known (part of `prefix`);
+    /// otherwise its executions are never cached.
+    parse_env_known: bool,
 }
 
 /// The state of the settings probe.
@@ -345,6 +351,14 @@ pub(crate) struct SessionCache {
     /// DDL in the current transaction.
     ddl: bool,
     txn_idle: bool,
+    /// Bumped whenever the settings may have changed; a probe answer read
+    /// under an older epoch is thrown away.
+    epoch: u64,
+    probe_epoch: u64,
+    /// `standard_conforming_strings` and `client_encoding` as last reported
+    /// by ParameterStatus: how the origin reads a Parse's text.
+    reported_scs: Option<Vec<u8>>,
+    reported_encoding: Option<Vec<u8>>,
     key: Vec<u8>,
     /// Last `ReadyForQuery` status was idle and this session's grants memo.
     grants: HashMap<u64, Instant>,
@@ -378,6 +392,10 @@ impl SessionCache {
             written: Written::default(),
             ddl: false,
             txn_idle: false,
+            epoch: 0,
+            probe_epoch: 0,
+            reported_scs: None,
+            reported_encoding: None,
             key: Vec::new(),
             grants: HashMap::new(),
         }
@@ -543,6 +561,7 @@ impl SessionCache {
     fn probe_after(&mut self, quiet: bool, kinds: &[StatementKind]) -> Option<&'static str> {
         if quiet && self.ctx.is_none() && kinds == [StatementKind::Select] {
             self.probe = Probe::Waiting(1);
+            self.probe_epoch = self.epoch;
             return Some(PROBE_SQL);
         }
         None
@@ -598,13 +617,18 @@ impl SessionCache {
                 .iter()
                 .all(|k| matches!(k, StatementKind::Transaction(_)));
         if !harmless {
-            self.ctx = None;
+            self.settings_changed();
         }
     }
 
     fn unknown_effects(&mut self) {
         self.written.all = true;
+        self.settings_changed();
+    }
+
+    fn settings_changed(&mut self) {
         self.ctx = None;
+        self.epoch += 1;
     }
 
     /// Writes to tables named in a statement → the tables they are.
@@ -673,20 +697,28 @@ impl SessionCache {
 
     /// The held messages, to be forwarded now (the batch is not served):
     /// accounted for as forwarded.
-    pub(crate) fn release_held(&mut self, out: &mut BytesMut) {
+    pub(crate) fn release_held(&mut self, out: &mut BytesMut, idle: bool) {
         let held = std::mem::take(&mut self.held);
         let tags = std::mem::take(&mut self.held_tags);
         for &(tag, s, e) in &tags {
-            self.extended_forwarded(tag, &held[s..e]);
+            self.extended_forwarded(tag, &held[s..e], idle);
         }
         out.extend_from_slice(&held);
     }
 
     /// An extended-protocol message (or Close, Flush, FunctionCall) is
     /// being forwarded.
-    pub(crate) fn extended_forwarded(&mut self, tag: u8, msg: &[u8]) {
+    pub(crate) fn extended_forwarded(&mut self, tag: u8, msg: &[u8], idle: bool) {
         match tag {
             b'P' => {
+                // The origin reads the text with the settings in force when
+                // it gets the Parse: known only when nothing ran before it.
+                let env = match (&self.reported_scs, &self.reported_encoding) {
+                    (Some(scs), Some(enc)) if idle && self.txn_idle && !self.batch_open => {
+                        Some([scs.as_slice(), b"\0", enc.as_slice()].concat())
+                    }
+                    _ => None,
+                };
                 self.batch_open = true;
                 let Some(p) = frontend::parse(msg) else {
                     return;
@@ -694,7 +726,15 @@ impl SessionCache {
                 self.statements.remove(p.statement);
                 let sql: Arc<str> = Arc::from(String::from_utf8_lossy(p.query).as_ref());
                 let kinds = self.kinds(&sql);
-                let mut prefix = Vec::with_capacity(p.query.len() + p.param_types.len() + 8);
+                let mut prefix = Vec::with_capacity(p.query.len() + p.param_types.len() + 64);
+                match &env {
+                    Some(env) => {
+                        prefix.push(1);
+                        prefix.extend_from_slice(&(env.len() as u32).to_be_bytes());
+                        prefix.extend_from_slice(env);
+                    }
+                    None => prefix.push(0),
+                }
                 prefix.extend_from_slice(&(p.query.len() as u32).to_be_bytes());
                 prefix.extend_from_slice(p.query);
                 prefix.extend_from_slice(&(p.param_types.len() as u32).to_be_bytes());
@@ -703,6 +743,7 @@ impl SessionCache {
                     sql,
                     prefix: prefix.into_boxed_slice(),
                     kinds,
+                    parse_env_known: env.is_some(),
                 });
                 self.pending_parses
                     .push_back(Some((p.statement.to_vec(), stmt)));
@@ -750,6 +791,9 @@ impl SessionCache {
     }
 
     fn stmt_cacheable(&self, stmt: &Stmt, catalog: Option<&Catalog>) -> Option<Arc<sql::Shape>> {
+        if !stmt.parse_env_known {
+            return None;
+        }
         let (catalog, ctx) = (catalog?, self.servable()?);
         match self.analyze(catalog, ctx, &stmt.sql).verdict {
             Verdict::Cacheable(c) => Some(c.shape),
@@ -988,7 +1032,16 @@ impl SessionCache {
                     w.errored = true;
                 }
             }
-            b'S' => self.ctx = None,
+            b'S' => {
+                if let Some((name, value)) = parameter_status(msg) {
+                    match name {
+                        b"standard_conforming_strings" => self.reported_scs = Some(value.to_vec()),
+                        b"client_encoding" => self.reported_encoding = Some(value.to_vec()),
+                        _ => {}
+                    }
+                }
+                self.settings_changed();
+            }
             _ => {}
         }
         false
@@ -1057,6 +1110,10 @@ impl SessionCache {
     }
 
     fn probe_done(&mut self, row: Option<Vec<Option<Vec<u8>>>>) {
+        if self.probe_epoch != self.epoch {
+            // Something sent after the probe may have changed a setting.
+            return;
+        }
         let parsed = row.and_then(|r| {
             let text = |i: usize| -> Option<String> {
                 r.get(i)?
@@ -1100,6 +1157,15 @@ impl SessionCache {
 
 fn text_of(path: &SearchPath) -> String {
     format!("{path:?}")
+}
+
+/// Name and value of a `ParameterStatus` (whole or at least its strings).
+fn parameter_status(msg: &[u8]) -> Option<(&[u8], &[u8])> {
+    let body = msg.get(5..)?;
+    let nul = body.iter().position(|&b| b == 0)?;
+    let rest = &body[nul + 1..];
+    let end = rest.iter().position(|&b| b == 0)?;
+    Some((&body[..nul], &rest[..end]))
 }
 
 /// The fields of a whole `DataRow` message.

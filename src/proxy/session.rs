@@ -634,7 +634,7 @@ impl Relay<'_> {
             match tag {
                 frontend::QUERY => {
                     if sc.holding() {
-                        sc.release_held(to_origin);
+                        sc.release_held(to_origin, idle);
                     }
                     if sc.query_hit(msg, idle, to_client) {
                         pos += n;
@@ -654,9 +654,9 @@ impl Relay<'_> {
                         continue;
                     }
                     if sc.holding() {
-                        sc.release_held(to_origin);
+                        sc.release_held(to_origin, idle);
                     }
-                    sc.extended_forwarded(tag, msg);
+                    sc.extended_forwarded(tag, msg, idle);
                     to_origin.extend_from_slice(msg);
                     if tag == frontend::EXECUTE {
                         self.syncs_since_statement = 0;
@@ -670,14 +670,14 @@ impl Relay<'_> {
                     let held = sc.holding();
                     let (batch, tags) = sc.take_held();
                     for &(t, s, e) in &tags {
-                        sc.extended_forwarded(t, &batch[s..e]);
+                        sc.extended_forwarded(t, &batch[s..e], idle);
                         if t == frontend::EXECUTE {
                             self.syncs_since_statement = 0;
                         }
                     }
                     to_origin.extend_from_slice(&batch);
                     to_origin.extend_from_slice(msg);
-                    sc.extended_forwarded(tag, msg);
+                    sc.extended_forwarded(tag, msg, idle);
                     self.outstanding += 1;
                     self.syncs_since_statement += 1;
                     if let Some(sql) = sc.sync_forwarded(batch, tags, held) {
@@ -686,9 +686,9 @@ impl Relay<'_> {
                 }
                 _ => {
                     if sc.holding() {
-                        sc.release_held(to_origin);
+                        sc.release_held(to_origin, idle);
                     }
-                    sc.extended_forwarded(tag, msg);
+                    sc.extended_forwarded(tag, msg, idle);
                     to_origin.extend_from_slice(msg);
                     match tag {
                         frontend::FUNCTION_CALL => {
