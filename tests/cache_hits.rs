@@ -92,3 +92,68 @@ async fn extended_protocol_hits_are_exact() {
     let hits = proxy.metrics.cache_hits.get() - before;
     assert!(hits >= 4, "hits: {hits}; proxied: {}", tags(&g.proxied));
 }
+
+/// libpq's PQexecParams, and most drivers before they prepare: Parse of the
+/// unnamed statement, Bind, Describe, Execute, Sync every time. The Parse is
+/// answered by the proxy on a hit and sent to the origin later, before
+/// anything uses the unnamed statement.
+#[tokio::test]
+async fn unnamed_statement_hits_are_exact() {
+    setup(
+        "DROP TABLE IF EXISTS hits_unnamed; \
+         CREATE TABLE hits_unnamed (id int PRIMARY KEY, v text); \
+         INSERT INTO hits_unnamed SELECT g, 'v' || g FROM generate_series(1, 20) g",
+    )
+    .await;
+    let proxy = Proxy::start_cached(|_| {}).await;
+    let sql = "SELECT v FROM hits_unnamed WHERE id = $1";
+    let exec_params = |id: &str| {
+        step(
+            &[
+                fe::parse("", sql, &[23]),
+                fe::bind("", "", &[], &[Some(id.as_bytes())], &[]),
+                fe::describe_portal(""),
+                fe::execute("", 0),
+                fe::sync(),
+            ],
+            Until::Ready(1),
+        )
+    };
+    let reuse = |id: &str| {
+        step(
+            &[
+                fe::bind("", "", &[], &[Some(id.as_bytes())], &[1]),
+                fe::describe_portal(""),
+                fe::execute("", 0),
+                fe::sync(),
+            ],
+            Until::Ready(1),
+        )
+    };
+    let steps = [
+        q("SELECT 1 FROM hits_unnamed WHERE id = 1"),
+        exec_params("7"),
+        exec_params("7"),
+        exec_params("7"),
+        exec_params("7"),
+        // The unnamed statement is used without a Parse: the origin must
+        // have it (the proxy sends the deferred Parse first).
+        reuse("8"),
+        exec_params("7"),
+        step(&[fe::describe_statement(""), fe::sync()], Until::Ready(1)),
+        exec_params("7"),
+        step(&[fe::close_statement(""), fe::sync()], Until::Ready(1)),
+        // Closed: using it is an error, as directly.
+        reuse("8"),
+        exec_params("9"),
+        exec_params("9"),
+        // A simple query destroys the unnamed statement.
+        q("SELECT 2 FROM hits_unnamed WHERE id = 2"),
+        reuse("9"),
+    ];
+    let before = proxy.metrics.cache_hits.get();
+    let g = golden(proxy.addr, "hits_unnamed", &steps).await;
+    g.assert_same();
+    let hits = proxy.metrics.cache_hits.get() - before;
+    assert!(hits >= 4, "hits: {hits}; proxied: {}", tags(&g.proxied));
+}

@@ -123,6 +123,8 @@ fn message_at(buf: &[u8], pos: usize) -> Option<(u8, usize)> {
 
 /// `ReadyForQuery`, idle.
 pub const READY_IDLE: &[u8] = b"Z\0\0\0\x05I";
+/// `ParseComplete`.
+pub const PARSE_COMPLETE: &[u8] = b"1\0\0\0\x04";
 /// `BindComplete`.
 pub const BIND_COMPLETE: &[u8] = b"2\0\0\0\x04";
 

@@ -304,6 +304,18 @@ struct Stmt {
     parse_env_known: bool,
 }
 
+/// A Parse sent to the origin, waiting for its ParseComplete.
+#[derive(Debug)]
+struct PendingParse {
+    name: Vec<u8>,
+    stmt: Arc<Stmt>,
+    /// Sent by the proxy on its own (a deferred unnamed Parse): its
+    /// ParseComplete is not relayed.
+    swallow: bool,
+    /// Closed (or deallocated) after it was sent.
+    closed: bool,
+}
+
 /// The state of the settings probe.
 #[derive(Debug)]
 enum Probe {
@@ -339,7 +351,11 @@ pub(crate) struct SessionCache {
     probe: Probe,
     statements: HashMap<Vec<u8>, Arc<Stmt>>,
     /// Parses sent and not yet confirmed by ParseComplete, in order.
-    pending_parses: VecDeque<Option<(Vec<u8>, Arc<Stmt>)>>,
+    pending_parses: VecDeque<PendingParse>,
+    /// The client's unnamed statement, parsed by a batch served from the
+    /// cache: the origin has not seen that Parse. It is sent ahead of the
+    /// next forwarded message that uses the unnamed statement.
+    virtual_unnamed: Option<(Vec<u8>, Arc<Stmt>)>,
     /// Extended-protocol messages held until Sync (whole messages, in order).
     held: BytesMut,
     held_tags: Vec<(u8, usize, usize)>,
@@ -385,6 +401,7 @@ impl SessionCache {
             probe: Probe::Idle,
             statements: HashMap::new(),
             pending_parses: VecDeque::new(),
+            virtual_unnamed: None,
             held: BytesMut::new(),
             held_tags: Vec::new(),
             batch_open: false,
@@ -499,6 +516,9 @@ impl SessionCache {
         }
         response::write_hit(out, &entry.result, false, true);
         out.put_slice(READY_IDLE);
+        // A simple query destroys the unnamed statement.
+        self.statements.remove(&b""[..]);
+        self.virtual_unnamed = None;
         self.rt.metrics.cache_hits.inc();
         self.rt
             .metrics
@@ -511,6 +531,8 @@ impl SessionCache {
     /// if the session's settings are to be read.
     pub(crate) fn query_forwarded(&mut self, msg: &[u8], idle: bool) -> Option<&'static str> {
         let quiet = self.quiet(idle);
+        self.statements.remove(&b""[..]);
+        self.virtual_unnamed = None;
         let sql = frontend::query(msg).and_then(|s| std::str::from_utf8(s).ok());
         let Some(sql) = sql else {
             self.unknown_effects();
@@ -604,9 +626,10 @@ impl SessionCache {
             .any(|k| matches!(k, StatementKind::Deallocate | StatementKind::Discard { .. }))
         {
             self.statements.clear();
-            for p in self.pending_parses.iter_mut() {
-                *p = None;
+            for pp in self.pending_parses.iter_mut() {
+                pp.closed = true;
             }
+            self.virtual_unnamed = None;
         }
         let harmless_select = kinds == [StatementKind::Select]
             && !sql.to_ascii_lowercase().contains("set_config")
@@ -701,9 +724,68 @@ impl SessionCache {
         let held = std::mem::take(&mut self.held);
         let tags = std::mem::take(&mut self.held_tags);
         for &(tag, s, e) in &tags {
-            self.extended_forwarded(tag, &held[s..e], idle);
+            self.forward(tag, &held[s..e], idle, out);
         }
-        out.extend_from_slice(&held);
+    }
+
+    /// The settings the origin will parse a Parse sent now under: known only
+    /// when nothing runs before it (the values reported are then current).
+    fn parse_env(&self, idle: bool) -> Option<Vec<u8>> {
+        match (&self.reported_scs, &self.reported_encoding) {
+            (Some(scs), Some(enc)) if idle && self.txn_idle && !self.batch_open => {
+                Some([scs.as_slice(), b"\0", enc.as_slice()].concat())
+            }
+            _ => None,
+        }
+    }
+
+    fn make_stmt(&self, p: &frontend::Parse<'_>, env: Option<Vec<u8>>) -> Arc<Stmt> {
+        let sql: Arc<str> = Arc::from(String::from_utf8_lossy(p.query).as_ref());
+        let kinds = self.kinds(&sql);
+        let mut prefix = Vec::with_capacity(p.query.len() + p.param_types.len() + 64);
+        match &env {
+            Some(env) => {
+                prefix.push(1);
+                prefix.extend_from_slice(&(env.len() as u32).to_be_bytes());
+                prefix.extend_from_slice(env);
+            }
+            None => prefix.push(0),
+        }
+        prefix.extend_from_slice(&(p.query.len() as u32).to_be_bytes());
+        prefix.extend_from_slice(p.query);
+        prefix.extend_from_slice(&(p.param_types.len() as u32).to_be_bytes());
+        prefix.extend_from_slice(p.param_types);
+        Arc::new(Stmt {
+            sql,
+            prefix: prefix.into_boxed_slice(),
+            kinds,
+            parse_env_known: env.is_some(),
+        })
+    }
+
+    /// Forward one extended-protocol (or Close, Flush, FunctionCall, COPY)
+    /// message: a deferred unnamed Parse goes first when the message uses
+    /// the unnamed statement.
+    pub(crate) fn forward(&mut self, tag: u8, msg: &[u8], idle: bool, out: &mut BytesMut) {
+        if self.virtual_unnamed.is_some() {
+            let uses_unnamed = match tag {
+                b'B' => frontend::bind(msg).is_some_and(|b| b.statement.is_empty()),
+                b'D' | b'C' => frontend::target(msg) == Some((b'S', &b""[..])),
+                _ => false,
+            };
+            if uses_unnamed && let Some((parse, stmt)) = self.virtual_unnamed.take() {
+                self.batch_open = true;
+                out.extend_from_slice(&parse);
+                self.pending_parses.push_back(PendingParse {
+                    name: Vec::new(),
+                    stmt,
+                    swallow: true,
+                    closed: false,
+                });
+            }
+        }
+        self.extended_forwarded(tag, msg, idle);
+        out.extend_from_slice(msg);
     }
 
     /// An extended-protocol message (or Close, Flush, FunctionCall) is
@@ -711,42 +793,22 @@ impl SessionCache {
     pub(crate) fn extended_forwarded(&mut self, tag: u8, msg: &[u8], idle: bool) {
         match tag {
             b'P' => {
-                // The origin reads the text with the settings in force when
-                // it gets the Parse: known only when nothing ran before it.
-                let env = match (&self.reported_scs, &self.reported_encoding) {
-                    (Some(scs), Some(enc)) if idle && self.txn_idle && !self.batch_open => {
-                        Some([scs.as_slice(), b"\0", enc.as_slice()].concat())
-                    }
-                    _ => None,
-                };
+                let env = self.parse_env(idle);
                 self.batch_open = true;
                 let Some(p) = frontend::parse(msg) else {
                     return;
                 };
                 self.statements.remove(p.statement);
-                let sql: Arc<str> = Arc::from(String::from_utf8_lossy(p.query).as_ref());
-                let kinds = self.kinds(&sql);
-                let mut prefix = Vec::with_capacity(p.query.len() + p.param_types.len() + 64);
-                match &env {
-                    Some(env) => {
-                        prefix.push(1);
-                        prefix.extend_from_slice(&(env.len() as u32).to_be_bytes());
-                        prefix.extend_from_slice(env);
-                    }
-                    None => prefix.push(0),
+                let stmt = self.make_stmt(&p, env);
+                if p.statement.is_empty() {
+                    self.virtual_unnamed = None;
                 }
-                prefix.extend_from_slice(&(p.query.len() as u32).to_be_bytes());
-                prefix.extend_from_slice(p.query);
-                prefix.extend_from_slice(&(p.param_types.len() as u32).to_be_bytes());
-                prefix.extend_from_slice(p.param_types);
-                let stmt = Arc::new(Stmt {
-                    sql,
-                    prefix: prefix.into_boxed_slice(),
-                    kinds,
-                    parse_env_known: env.is_some(),
+                self.pending_parses.push_back(PendingParse {
+                    name: p.statement.to_vec(),
+                    stmt,
+                    swallow: false,
+                    closed: false,
                 });
-                self.pending_parses
-                    .push_back(Some((p.statement.to_vec(), stmt)));
             }
             b'B' => {
                 self.batch_open = true;
@@ -765,9 +827,9 @@ impl SessionCache {
                 self.batch_open = true;
                 if let Some((b'S', name)) = frontend::target(msg) {
                     self.statements.remove(name);
-                    for p in self.pending_parses.iter_mut() {
-                        if p.as_ref().is_some_and(|(n, _)| n == name) {
-                            *p = None;
+                    for pp in self.pending_parses.iter_mut() {
+                        if pp.name == name {
+                            pp.closed = true;
                         }
                     }
                 }
@@ -784,9 +846,8 @@ impl SessionCache {
         self.pending_parses
             .iter()
             .rev()
-            .flatten()
-            .find(|(n, _)| n == name)
-            .map(|(_, s)| Arc::clone(s))
+            .find(|pp| pp.name == name && !pp.closed)
+            .map(|pp| Arc::clone(&pp.stmt))
             .or_else(|| self.statements.get(name).cloned())
     }
 
@@ -809,17 +870,33 @@ impl SessionCache {
             return false;
         };
         let class = ctx.class;
-        let Some(groups) = self.groups() else {
+        let Some((parse, groups)) = self.groups() else {
             return false;
+        };
+        let parsed = match parse {
+            Some((s, e)) => {
+                let Some(p) = frontend::parse(&self.held[s..e]) else {
+                    return false;
+                };
+                let env = self.parse_env(true);
+                if env.is_none() {
+                    return false;
+                }
+                Some(self.make_stmt(&p, env))
+            }
+            None => None,
         };
         let mut entries = Vec::with_capacity(groups.len());
         for g in &groups {
             let Some(bind) = frontend::bind(&self.held[g.bind.0..g.bind.1]) else {
                 return false;
             };
-            // A statement parsed in this batch is not served (the origin must see the Parse).
-            let Some(stmt) = self.statements.get(bind.statement).cloned() else {
-                return false;
+            let stmt = match (&parsed, bind.statement.is_empty()) {
+                (Some(stmt), true) => Arc::clone(stmt),
+                _ => match self.statements.get(bind.statement) {
+                    Some(stmt) => Arc::clone(stmt),
+                    None => return false,
+                },
             };
             self.key.clear();
             self.key.push(b'E');
@@ -838,6 +915,11 @@ impl SessionCache {
             }
             entries.push(entry);
         }
+        if let (Some((s, e)), Some(stmt)) = (parse, parsed) {
+            out.put_slice(response::PARSE_COMPLETE);
+            self.virtual_unnamed = Some((self.held[s..e].to_vec(), Arc::clone(&stmt)));
+            self.statements.insert(Vec::new(), stmt);
+        }
         for (g, entry) in groups.iter().zip(&entries) {
             response::write_hit(out, &entry.result, true, g.describe);
         }
@@ -855,13 +937,19 @@ impl SessionCache {
 
     /// The held batch as Bind [Describe portal] Execute groups (Parse
     /// allowed only in front), each naming the portal its Bind created.
-    fn groups(&self) -> Option<Vec<Group>> {
+    fn groups(&self) -> Option<(Option<(usize, usize)>, Vec<Group>)> {
         let mut groups: Vec<Group> = Vec::new();
         let mut portal: Option<&[u8]> = None;
         let mut open: Option<Group> = None;
-        for &(tag, s, e) in &self.held_tags {
+        let mut parse = None;
+        for (i, &(tag, s, e)) in self.held_tags.iter().enumerate() {
             let msg = &self.held[s..e];
             match tag {
+                // Only the unnamed statement, parsed first: the origin gets
+                // that Parse later, before the unnamed statement is used.
+                b'P' if i == 0 && frontend::parse(msg)?.statement.is_empty() => {
+                    parse = Some((s, e));
+                }
                 b'P' => return None,
                 b'B' => {
                     if open.is_some() {
@@ -894,7 +982,7 @@ impl SessionCache {
                 _ => return None,
             }
         }
-        (open.is_none() && !groups.is_empty()).then_some(groups)
+        (open.is_none() && !groups.is_empty()).then_some((parse, groups))
     }
 
     /// A held batch's Sync is forwarded (after [`Self::release_held`] when
@@ -1022,8 +1110,12 @@ impl SessionCache {
         }
         match tag {
             b'1' => {
-                if let Some(Some((name, stmt))) = self.pending_parses.pop_front() {
-                    self.statements.insert(name, stmt);
+                if let Some(pp) = self.pending_parses.pop_front() {
+                    let swallow = pp.swallow;
+                    if !pp.closed {
+                        self.statements.insert(pp.name, pp.stmt);
+                    }
+                    return swallow;
                 }
             }
             b'E' => {

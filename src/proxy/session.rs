@@ -656,8 +656,7 @@ impl Relay<'_> {
                     if sc.holding() {
                         sc.release_held(to_origin, idle);
                     }
-                    sc.extended_forwarded(tag, msg, idle);
-                    to_origin.extend_from_slice(msg);
+                    sc.forward(tag, msg, idle, to_origin);
                     if tag == frontend::EXECUTE {
                         self.syncs_since_statement = 0;
                     }
@@ -670,14 +669,12 @@ impl Relay<'_> {
                     let held = sc.holding();
                     let (batch, tags) = sc.take_held();
                     for &(t, s, e) in &tags {
-                        sc.extended_forwarded(t, &batch[s..e], idle);
+                        sc.forward(t, &batch[s..e], idle, to_origin);
                         if t == frontend::EXECUTE {
                             self.syncs_since_statement = 0;
                         }
                     }
-                    to_origin.extend_from_slice(&batch);
-                    to_origin.extend_from_slice(msg);
-                    sc.extended_forwarded(tag, msg, idle);
+                    sc.forward(tag, msg, idle, to_origin);
                     self.outstanding += 1;
                     self.syncs_since_statement += 1;
                     if let Some(sql) = sc.sync_forwarded(batch, tags, held) {
@@ -688,8 +685,7 @@ impl Relay<'_> {
                     if sc.holding() {
                         sc.release_held(to_origin, idle);
                     }
-                    sc.extended_forwarded(tag, msg, idle);
-                    to_origin.extend_from_slice(msg);
+                    sc.forward(tag, msg, idle, to_origin);
                     match tag {
                         frontend::FUNCTION_CALL => {
                             self.outstanding += 1;
@@ -719,7 +715,7 @@ impl Relay<'_> {
             let receiving = self.cache.as_ref().is_some_and(|c| c.probe_receiving());
             let step = match self
                 .from_origin
-                .next(&buf[pos..], |t| receiving || inspected(t))
+                .next(&buf[pos..], |t| receiving || inspected(t) || t == b'1')
             {
                 Ok(step) => step,
                 Err(e) => {
