@@ -334,9 +334,12 @@ struct Watch {
     started: Instant,
 }
 
+/// Where a held message lies in the held bytes.
+type Span = (usize, usize);
+
 /// One group of a held extended-protocol batch.
 struct Group {
-    bind: (usize, usize),
+    bind: Span,
     describe: bool,
     max_rows: i32,
 }
@@ -937,7 +940,7 @@ impl SessionCache {
 
     /// The held batch as Bind [Describe portal] Execute groups (Parse
     /// allowed only in front), each naming the portal its Bind created.
-    fn groups(&self) -> Option<(Option<(usize, usize)>, Vec<Group>)> {
+    fn groups(&self) -> Option<(Option<Span>, Vec<Group>)> {
         let mut groups: Vec<Group> = Vec::new();
         let mut portal: Option<&[u8]> = None;
         let mut open: Option<Group> = None;
