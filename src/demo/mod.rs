@@ -46,7 +46,8 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::admin::Metrics;
+use crate::admin::{Metrics, PopulationLabels};
+use crate::config::CacheMode;
 use crate::config::Config;
 
 pub use origin::{OriginOptions, ThrowawayOrigin, start_origin};
@@ -373,6 +374,19 @@ async fn with_proxy(
         };
         say_raw!("{summary}");
         say!("Proxy counters: {}", proxy_counters(&proxy.metrics));
+        let (hits, misses) = (
+            proxy.metrics.cache_hits.get(),
+            proxy.metrics.cache_misses.get(),
+        );
+        if hits + misses > 0 {
+            say!(
+                "Cache: {hits} of {} cacheable statements answered from memory ({:.0}%). \
+                 A write through the proxy drops its table's entries when it commits, \
+                 so the products updates in this mix keep that table's entries short-lived.",
+                hits + misses,
+                100.0 * hits as f64 / (hits + misses) as f64
+            );
+        }
         if summary.total == 0 {
             return Err(DemoError::Workload {
                 first_error: summary
@@ -419,6 +433,10 @@ fn demo_config(mut config: Config, origin: &ThrowawayOrigin) -> Config {
     config.origin.database = DEMO_DATABASE.to_string();
     config.origin.password = None;
     config.origin.passfile = None;
+    // The demo is about the cache: on unless pgcache.toml asks for explicit.
+    if config.cache.mode == CacheMode::Off {
+        config.cache.mode = CacheMode::Auto;
+    }
     config
 }
 
@@ -435,6 +453,17 @@ fn proxy_counters(metrics: &Metrics) -> String {
             Amount::Bytes(metrics.client_bytes_received.get()),
         ),
         ("sent", Amount::Bytes(metrics.client_bytes_sent.get())),
+        ("cache hits", Amount::Count(metrics.cache_hits.get())),
+        ("cache misses", Amount::Count(metrics.cache_misses.get())),
+        (
+            "entries filled",
+            Amount::Count(
+                metrics
+                    .cache_populations
+                    .get_or_create(&PopulationLabels { result: "ok" })
+                    .get(),
+            ),
+        ),
     ];
     counters
         .iter()
