@@ -147,9 +147,16 @@ async fn unnamed_statement_hits_are_exact() {
         reuse("8"),
         exec_params("9"),
         exec_params("9"),
-        // A simple query destroys the unnamed statement.
+        // A simple query destroys the unnamed statement, also when it is
+        // answered from the cache.
         q("SELECT 2 FROM hits_unnamed WHERE id = 2"),
         reuse("9"),
+        exec_params("9"),
+        q("SELECT 2 FROM hits_unnamed WHERE id = 2"),
+        q("SELECT 2 FROM hits_unnamed WHERE id = 2"),
+        reuse("9"),
+        step(&[fe::describe_statement(""), fe::sync()], Until::Ready(1)),
+        exec_params("9"),
     ];
     let before = proxy.metrics.cache_hits.get();
     let g = golden(proxy.addr, "hits_unnamed", &steps).await;

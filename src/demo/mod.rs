@@ -740,9 +740,12 @@ mod tests {
         metrics.client_connections.inc_by(4);
         metrics.client_bytes_received.inc_by(2048);
         metrics.client_bytes_sent.inc_by(3 * 1024 * 1024);
+        metrics.cache_hits.inc_by(7);
+        metrics.cache_misses.inc_by(3);
         assert_eq!(
             proxy_counters(&metrics),
-            "client connections 4, received 2.0 KiB, sent 3.0 MiB"
+            "client connections 4, received 2.0 KiB, sent 3.0 MiB, \
+             cache hits 7, cache misses 3, entries filled 0"
         );
     }
 

@@ -359,6 +359,12 @@ pub(crate) struct SessionCache {
     /// cache: the origin has not seen that Parse. It is sent ahead of the
     /// next forwarded message that uses the unnamed statement.
     virtual_unnamed: Option<(Vec<u8>, Arc<Stmt>)>,
+    /// A simple query was answered from the cache: the origin still has
+    /// the unnamed statement that query destroyed for the client. A Close
+    /// is sent ahead of the next extended-protocol message.
+    close_unnamed: bool,
+    /// CloseCompletes of Closes the proxy sent on its own, not relayed.
+    swallow_close: u32,
     /// Extended-protocol messages held until Sync (whole messages, in order).
     held: BytesMut,
     held_tags: Vec<(u8, usize, usize)>,
@@ -405,6 +411,8 @@ impl SessionCache {
             statements: HashMap::new(),
             pending_parses: VecDeque::new(),
             virtual_unnamed: None,
+            close_unnamed: false,
+            swallow_close: 0,
             held: BytesMut::new(),
             held_tags: Vec::new(),
             batch_open: false,
@@ -522,6 +530,7 @@ impl SessionCache {
         // A simple query destroys the unnamed statement.
         self.statements.remove(&b""[..]);
         self.virtual_unnamed = None;
+        self.close_unnamed = true;
         self.rt.metrics.cache_hits.inc();
         self.rt
             .metrics
@@ -536,6 +545,7 @@ impl SessionCache {
         let quiet = self.quiet(idle);
         self.statements.remove(&b""[..]);
         self.virtual_unnamed = None;
+        self.close_unnamed = false;
         let sql = frontend::query(msg).and_then(|s| std::str::from_utf8(s).ok());
         let Some(sql) = sql else {
             self.unknown_effects();
@@ -770,6 +780,17 @@ impl SessionCache {
     /// message: a deferred unnamed Parse goes first when the message uses
     /// the unnamed statement.
     pub(crate) fn forward(&mut self, tag: u8, msg: &[u8], idle: bool, out: &mut BytesMut) {
+        if self.close_unnamed {
+            self.close_unnamed = false;
+            let replaces =
+                tag == b'P' && frontend::parse(msg).is_some_and(|p| p.statement.is_empty());
+            if !replaces && tag != b'X' {
+                // The message it goes ahead of opens the batch; a Close
+                // runs nothing that a Parse after it could depend on.
+                out.extend_from_slice(CLOSE_UNNAMED);
+                self.swallow_close += 1;
+            }
+        }
         if self.virtual_unnamed.is_some() {
             let uses_unnamed = match tag {
                 b'B' => frontend::bind(msg).is_some_and(|b| b.statement.is_empty()),
@@ -1121,8 +1142,15 @@ impl SessionCache {
                     return swallow;
                 }
             }
+            b'3' if self.swallow_close > 0 => {
+                self.swallow_close -= 1;
+                return true;
+            }
             b'E' => {
+                // Messages after the failing one are skipped: no
+                // ParseComplete or CloseComplete will come for them.
                 self.pending_parses.clear();
+                self.swallow_close = 0;
                 if let Some(w) = &mut self.watch {
                     w.errored = true;
                 }
@@ -1253,6 +1281,9 @@ impl SessionCache {
 fn text_of(path: &SearchPath) -> String {
     format!("{path:?}")
 }
+
+/// `Close` of the unnamed statement.
+const CLOSE_UNNAMED: &[u8] = b"C\0\0\0\x06S\0";
 
 /// Name and value of a `ParameterStatus` (whole or at least its strings).
 fn parameter_status(msg: &[u8]) -> Option<(&[u8], &[u8])> {

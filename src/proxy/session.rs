@@ -713,10 +713,9 @@ impl Relay<'_> {
         let mut pos = 0;
         loop {
             let receiving = self.cache.as_ref().is_some_and(|c| c.probe_receiving());
-            let step = match self
-                .from_origin
-                .next(&buf[pos..], |t| receiving || inspected(t) || t == b'1')
-            {
+            let step = match self.from_origin.next(&buf[pos..], |t| {
+                receiving || inspected(t) || t == b'1' || t == b'3'
+            }) {
                 Ok(step) => step,
                 Err(e) => {
                     self.origin_violation = Some(e);
