@@ -51,7 +51,7 @@ use crate::config::CacheMode;
 use crate::config::Config;
 
 pub use origin::{OriginOptions, ThrowawayOrigin, start_origin};
-pub use workload::{Kind, KindSummary, Summary, percentile, run as run_workload};
+pub use workload::{Kind, KindSummary, Mix, Summary, percentile, run as run_workload};
 
 /// The sample schema loaded into database [`DEMO_DATABASE`]: `customers`,
 /// `products` and `orders`, a few thousand rows from `generate_series`.
@@ -354,44 +354,64 @@ async fn with_proxy(
     }
 
     if opts.seconds > 0 && opts.clients > 0 {
-        say!(
-            "Running a {} s workload with {} client{} through the proxy…",
-            opts.seconds,
-            opts.clients,
-            if opts.clients == 1 { "" } else { "s" }
-        );
-        let workload = workload::run(
-            proxy.client_config(),
-            opts.clients,
-            Duration::from_secs(opts.seconds),
-        );
-        let summary = tokio::select! {
-            summary = workload => summary,
-            which = signals.recv() => {
-                say!("{which}: stopping.");
-                return Ok(());
+        // Reads first (the cache fills and answers), then the full mix
+        // (writes through the proxy drop the entries of what they write).
+        let reads = opts.seconds.div_ceil(2);
+        let phases = [
+            (Mix::ReadsOnly, reads, "reads only"),
+            (Mix::WithWrites, opts.seconds - reads, "reads and writes"),
+        ];
+        let mut total = 0;
+        let mut first_error = None;
+        for (mix, seconds, label) in phases {
+            if seconds == 0 {
+                continue;
             }
-        };
-        say_raw!("{summary}");
-        say!("Proxy counters: {}", proxy_counters(&proxy.metrics));
-        let (hits, misses) = (
-            proxy.metrics.cache_hits.get(),
-            proxy.metrics.cache_misses.get(),
-        );
-        if hits + misses > 0 {
             say!(
-                "Cache: {hits} of {} cacheable statements answered from memory ({:.0}%). \
-                 A write through the proxy drops its table's entries when it commits, \
-                 so the products updates in this mix keep that table's entries short-lived.",
-                hits + misses,
-                100.0 * hits as f64 / (hits + misses) as f64
+                "Running {seconds} s of {label} with {} client{} through the proxy…",
+                opts.clients,
+                if opts.clients == 1 { "" } else { "s" }
             );
+            let (hits0, misses0) = (
+                proxy.metrics.cache_hits.get(),
+                proxy.metrics.cache_misses.get(),
+            );
+            let workload = workload::run(
+                proxy.client_config(),
+                opts.clients,
+                Duration::from_secs(seconds),
+                mix,
+            );
+            let summary = tokio::select! {
+                summary = workload => summary,
+                which = signals.recv() => {
+                    say!("{which}: stopping.");
+                    return Ok(());
+                }
+            };
+            say_raw!("{summary}");
+            let hits = proxy.metrics.cache_hits.get() - hits0;
+            let misses = proxy.metrics.cache_misses.get() - misses0;
+            if hits + misses > 0 {
+                say!(
+                    "Cache ({label}): {hits} of {} cacheable statements answered from memory ({:.0}%).",
+                    hits + misses,
+                    100.0 * hits as f64 / (hits + misses) as f64
+                );
+            }
+            total += summary.total;
+            if first_error.is_none() {
+                first_error = summary.first_error.clone();
+            }
         }
-        if summary.total == 0 {
+        say!("Proxy counters: {}", proxy_counters(&proxy.metrics));
+        say!(
+            "Writes through the proxy drop the entries of the tables they write when they \
+             commit; keeping entries exact row by row follows the change stream (next step)."
+        );
+        if total == 0 {
             return Err(DemoError::Workload {
-                first_error: summary
-                    .first_error
-                    .unwrap_or_else(|| "none recorded".to_string()),
+                first_error: first_error.unwrap_or_else(|| "none recorded".to_string()),
             });
         }
     } else {

@@ -104,6 +104,29 @@ impl Kind {
     }
 }
 
+/// Which statements a workload phase runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mix {
+    /// The reads of the mix only (point, range and join selects).
+    ReadsOnly,
+    /// Every kind, writes included.
+    WithWrites,
+}
+
+impl Mix {
+    /// The range of rolls for [`Kind::pick`]: reads come first in `Kind::ALL`.
+    fn rolls(self) -> u64 {
+        match self {
+            Mix::ReadsOnly => Kind::ALL
+                .iter()
+                .filter(|k| !matches!(k, Kind::InsertOrder | Kind::UpdatePrice))
+                .map(|k| k.weight())
+                .sum(),
+            Mix::WithWrites => 100,
+        }
+    }
+}
+
 /// SplitMix64: small, fast, good enough to spread keys.
 #[derive(Debug, Clone)]
 pub(crate) struct Rng(u64);
@@ -300,12 +323,17 @@ impl fmt::Display for Summary {
 /// holding [`SAMPLE_SCHEMA`](super::SAMPLE_SCHEMA), each running statements
 /// back to back until `duration` has passed. Failures are counted in the
 /// summary, not returned.
-pub async fn run(config: tokio_postgres::Config, clients: usize, duration: Duration) -> Summary {
+pub async fn run(
+    config: tokio_postgres::Config,
+    clients: usize,
+    duration: Duration,
+    mix: Mix,
+) -> Summary {
     let started = Instant::now();
     let deadline = started + duration;
     let mut tasks = JoinSet::new();
     for _ in 0..clients {
-        tasks.spawn(client_loop(config.clone(), deadline, Rng::seeded()));
+        tasks.spawn(client_loop(config.clone(), deadline, Rng::seeded(), mix));
     }
     let mut recorded = Recorded::default();
     while let Some(result) = tasks.join_next().await {
@@ -335,7 +363,12 @@ async fn prepare(client: &Client) -> Result<Prepared, tokio_postgres::Error> {
     })
 }
 
-async fn client_loop(config: tokio_postgres::Config, deadline: Instant, mut rng: Rng) -> Recorded {
+async fn client_loop(
+    config: tokio_postgres::Config,
+    deadline: Instant,
+    mut rng: Rng,
+    mix: Mix,
+) -> Recorded {
     let mut recorded = Recorded::default();
     let connected = tokio::time::timeout(STATEMENT_TIMEOUT, config.connect(NoTls)).await;
     let (client, connection) = match connected {
@@ -374,7 +407,7 @@ async fn client_loop(config: tokio_postgres::Config, deadline: Instant, mut rng:
     };
 
     while Instant::now() < deadline && !client.is_closed() {
-        let kind = Kind::pick(rng.below(100));
+        let kind = Kind::pick(rng.below(mix.rolls()));
         let start = Instant::now();
         let outcome = tokio::time::timeout(
             STATEMENT_TIMEOUT,
