@@ -403,6 +403,11 @@ impl ResultCache {
         (Instant::now() < until).then_some(until)
     }
 
+    /// Forget every grant (after a catalog change through the proxy).
+    pub fn clear_grants(&self) {
+        self.grants.clear();
+    }
+
     pub fn entry_count(&self) -> usize {
         self.entries.len()
     }

@@ -1031,7 +1031,7 @@ fn tables(b: &mut SnapshotBuilder, ids: &mut Oids) {
             replica_identity: ReplicaIdentity::Default,
             is_partition: false,
             has_children: false,
-            has_triggers: false,
+            write_side_effects: false,
             columns,
             primary_key,
             membership: Membership::Published,

@@ -48,7 +48,19 @@ const SCHEMAS: &str = "SELECT oid, nspname::text FROM pg_catalog.pg_namespace";
 
 const RELATIONS: &str = "SELECT c.oid, c.relnamespace, c.relname::text, c.relkind::text, \
      c.relpersistence::text, c.relrowsecurity, c.relforcerowsecurity, c.relreplident::text, \
-     c.relispartition, c.relhassubclass, c.relhastriggers FROM pg_catalog.pg_class c WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')";
+     c.relispartition, c.relhassubclass, \
+     c.relhastriggers OR c.relhasrules OR EXISTS (\
+       SELECT 1 FROM pg_catalog.pg_depend dep \
+       JOIN pg_catalog.pg_proc p ON p.oid = dep.refobjid \
+       WHERE dep.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass \
+         AND p.pronamespace <> 'pg_catalog'::pg_catalog.regnamespace \
+         AND ((dep.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass \
+               AND dep.objid IN (SELECT d.oid FROM pg_catalog.pg_attrdef d WHERE d.adrelid = c.oid)) \
+           OR (dep.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass \
+               AND dep.objid IN (SELECT k.oid FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid)) \
+           OR (dep.classid = 'pg_catalog.pg_class'::pg_catalog.regclass \
+               AND dep.objid IN (SELECT i.indexrelid FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid)))) \
+     FROM pg_catalog.pg_class c WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')";
 
 const PRIMARY_KEYS: &str =
     "SELECT conrelid, conkey FROM pg_catalog.pg_constraint WHERE contype = 'p'";
@@ -256,7 +268,7 @@ async fn load_in_transaction(
             replica_identity: ReplicaIdentity::from_byte(byte(get(&r, 7)?)),
             is_partition: get(&r, 8)?,
             has_children: get(&r, 9)?,
-            has_triggers: get(&r, 10)?,
+            write_side_effects: get(&r, 10)?,
             columns: columns.remove(&oid).unwrap_or_default(),
             primary_key: primary_keys.remove(&oid).unwrap_or_default(),
             membership: membership

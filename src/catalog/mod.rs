@@ -192,12 +192,13 @@ impl Snapshot {
     }
 
     /// The proxy's publication, when one was named at load time and exists.
-    /// Names of volatile functions and procedures outside `pg_catalog`:
-    /// calling one may write anything.
-    pub fn user_volatile_functions(&self) -> impl Iterator<Item = &str> {
+    /// Names of functions and procedures outside `pg_catalog` and
+    /// `information_schema`: calling one may run anything.
+    pub fn user_functions(&self) -> impl Iterator<Item = &str> {
+        let info = self.schema_by_name("information_schema").map(|s| s.oid);
         self.functions
             .values()
-            .filter(|f| f.schema != oids::PG_CATALOG && f.volatility == Volatility::Volatile)
+            .filter(move |f| f.schema != oids::PG_CATALOG && Some(f.schema) != info)
             .map(|f| f.name.as_str())
     }
 

@@ -151,9 +151,10 @@ pub struct Table {
     /// `relhassubclass`: the table has (or had) inheritance children or
     /// partitions, whose rows a query without `ONLY` reads too.
     pub has_children: bool,
-    /// `relhastriggers`: triggers (foreign keys included) may write other
-    /// tables when this one is written.
-    pub has_triggers: bool,
+    /// Writing this table may run code that writes elsewhere: triggers
+    /// (foreign keys included), rules, or column defaults, constraints or
+    /// index expressions that call functions outside `pg_catalog`.
+    pub write_side_effects: bool,
     /// User columns in `attnum` order.
     pub columns: Vec<Column>,
     /// `attnum`s of the primary key, in key order; empty when there is none.

@@ -7,7 +7,7 @@
 //! calls in with whole messages (ADR 011).
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -44,6 +44,7 @@ const PROBE_SQL: &str = "SELECT pg_catalog.current_setting('role') = 'none' \
     pg_catalog.current_setting('search_path'), \
     pg_catalog.current_setting('standard_conforming_strings'), \
     pg_catalog.pg_my_temp_schema() <> 0, \
+    pg_catalog.current_setting('client_min_messages'), \
     pg_catalog.concat_ws(E'\\x1f', \
     pg_catalog.current_setting('TimeZone'), pg_catalog.current_setting('DateStyle'), \
     pg_catalog.current_setting('IntervalStyle'), pg_catalog.current_setting('extra_float_digits'), \
@@ -61,13 +62,37 @@ const PROBE_SQL: &str = "SELECT pg_catalog.current_setting('role') = 'none' \
     pg_catalog.current_setting('gin_fuzzy_search_limit'), \
     pg_catalog.current_setting('server_encoding'))";
 
+/// The probe's prepared-statement name (the probe runs through the extended
+/// protocol so that it leaves the session's unnamed statement alone).
+const PROBE_STATEMENT: &str = "pgcache_settings_probe";
+
+/// The probe as Parse, Bind, Execute, Close and Sync messages.
+pub(crate) fn probe_messages(out: &mut BytesMut) {
+    let name = PROBE_STATEMENT.as_bytes();
+    let mut msg = |tag: u8, parts: &[&[u8]]| {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        out.put_u8(tag);
+        out.put_u32((len + 4) as u32);
+        for p in parts {
+            out.put_slice(p);
+        }
+    };
+    msg(b'P', &[name, b"\0", PROBE_SQL.as_bytes(), b"\0", b"\0\0"]);
+    msg(b'B', &[b"\0", name, b"\0", b"\0\0", b"\0\0", b"\0\0"]);
+    msg(b'E', &[b"\0", b"\0\0\0\0"]);
+    msg(b'C', &[b"S", name, b"\0"]);
+    msg(b'S', &[]);
+}
+
 /// The catalog as the cache uses it.
 struct Catalog {
     snapshot: Snapshot,
     /// `cache.allow_tables` resolved (`None` = every table).
     allow: Option<HashSet<Oid>>,
     deny: HashSet<Oid>,
-    /// Lower-cased names of volatile functions outside `pg_catalog`.
+    /// Lower-cased names of functions outside `pg_catalog` and
+    /// `information_schema` (of any volatility: a stable function may call
+    /// `set_config`, a view may call anything).
     user_functions: HashSet<String>,
 }
 
@@ -80,10 +105,17 @@ pub(crate) struct CacheRuntime {
     catalog: RwLock<Option<Arc<Catalog>>>,
     /// DDL committed through the proxy: no new captures until the catalog
     /// is reloaded (names may resolve differently now).
-    catalog_stale: AtomicBool,
+    /// The `ddl_epoch` the loaded catalog reflects (read before its load
+    /// began); behind `ddl_epoch` = stale.
+    loaded_epoch: AtomicU64,
     reload: Notify,
     /// `pg_query` fingerprints of `cache.allow_statements`.
     allow_statements: HashSet<u64>,
+    /// Bumped by every catalog change through the proxy: part of a prepared
+    /// statement's key, so that a statement prepared before a change (whose
+    /// plan the origin refuses to change the result type of) never shares
+    /// entries with one prepared after it.
+    ddl_epoch: AtomicU64,
 }
 
 impl CacheSource for CacheRuntime {
@@ -130,9 +162,10 @@ impl CacheRuntime {
             config: c.clone(),
             metrics: Arc::clone(&metrics),
             catalog: RwLock::new(None),
-            catalog_stale: AtomicBool::new(false),
+            loaded_epoch: AtomicU64::new(0),
             reload: Notify::new(),
             allow_statements,
+            ddl_epoch: AtomicU64::new(0),
         });
         metrics.set_cache_source(Arc::clone(&rt) as Arc<dyn CacheSource>);
         Some(rt)
@@ -171,7 +204,7 @@ impl CacheRuntime {
             };
         let deny = resolve(&self.config.deny_tables);
         let user_functions = snapshot
-            .user_volatile_functions()
+            .user_functions()
             .map(|f| f.to_ascii_lowercase())
             .collect();
         let catalog = Catalog {
@@ -189,20 +222,13 @@ impl CacheRuntime {
         let mut backoff = Duration::from_millis(200);
         let mut sweep = tokio::time::interval(Duration::from_secs(1));
         loop {
-            let stale_before = self.catalog_stale.load(Ordering::Acquire);
+            let epoch = self.ddl_epoch.load(Ordering::Acquire);
             match load_catalog(&origin).await {
                 Ok(snapshot) => {
                     let tables = snapshot.tables().count();
                     self.install(snapshot);
-                    if stale_before {
-                        // DDL seen before this load started is reflected now.
-                        let _ = self.catalog_stale.compare_exchange(
-                            true,
-                            false,
-                            Ordering::AcqRel,
-                            Ordering::Acquire,
-                        );
-                    }
+                    // Catalog changes committed before this load began are in it.
+                    self.loaded_epoch.store(epoch, Ordering::Release);
                     self.metrics.cache_catalog_loads.inc();
                     info!(tables, "cache: origin catalog loaded");
                     backoff = Duration::from_millis(200);
@@ -225,8 +251,17 @@ impl CacheRuntime {
         }
     }
 
+    /// A catalog change through the proxy is not in the loaded catalog yet:
+    /// nothing new is captured and every write counts as writing everything.
+    fn catalog_stale(&self) -> bool {
+        self.loaded_epoch.load(Ordering::Acquire) != self.ddl_epoch.load(Ordering::Acquire)
+    }
+
     fn catalog_changed(&self) {
-        self.catalog_stale.store(true, Ordering::Release);
+        self.ddl_epoch.fetch_add(1, Ordering::AcqRel);
+        // Privileges and columns may have changed: every role proves its
+        // access again.
+        self.cache.clear_grants();
         self.reload.notify_one();
     }
 
@@ -304,6 +339,21 @@ struct Stmt {
     parse_env_known: bool,
 }
 
+/// What statements did that matters to the cache once they commit.
+#[derive(Debug, Default)]
+struct Effects {
+    written: Written,
+    /// The catalog may have changed (DDL, DO, CALL, …).
+    ddl: bool,
+}
+
+impl Effects {
+    fn merge(&mut self, other: Effects) {
+        self.written.add(&other.written);
+        self.ddl |= other.ddl;
+    }
+}
+
 /// A Parse sent to the origin, waiting for its ParseComplete.
 #[derive(Debug)]
 struct PendingParse {
@@ -351,6 +401,13 @@ pub(crate) struct SessionCache {
     /// The role may differ from the session user (`SET ROLE`, `SET SESSION
     /// AUTHORIZATION`): nothing is served or captured.
     bypass: bool,
+    /// The settings could not be read at all: do not keep trying.
+    bypass_for_good: bool,
+    /// The session declared a cursor: named portals may outlive a
+    /// transaction (`WITH HOLD`), so only the unnamed portal is served.
+    cursors: bool,
+    /// The session may have temporary relations (seen by a probe, or DDL).
+    maybe_temp: bool,
     probe: Probe,
     statements: HashMap<Vec<u8>, Arc<Stmt>>,
     /// Parses sent and not yet confirmed by ParseComplete, in order.
@@ -371,10 +428,11 @@ pub(crate) struct SessionCache {
     /// Extended-protocol messages were forwarded without their Sync.
     batch_open: bool,
     watch: Option<Watch>,
-    /// Writes of the current transaction, applied when it ends.
-    written: Written,
-    /// DDL in the current transaction.
-    ddl: bool,
+    /// Effects accounted for the request being sent, of each request sent
+    /// and not yet answered (in order), and of the current transaction.
+    req: Effects,
+    inflight: VecDeque<Effects>,
+    txn: Effects,
     txn_idle: bool,
     /// Bumped whenever the settings may have changed; a probe answer read
     /// under an older epoch is thrown away.
@@ -392,6 +450,11 @@ pub(crate) struct SessionCache {
 impl Drop for SessionCache {
     fn drop(&mut self) {
         // A COMMIT whose reply never arrived may still have committed.
+        let req = std::mem::take(&mut self.req);
+        self.txn.merge(req);
+        while let Some(e) = self.inflight.pop_front() {
+            self.txn.merge(e);
+        }
         self.end_of_transaction();
         if let Some(w) = self.watch.take()
             && let Some((capture, _)) = w.capture
@@ -407,6 +470,9 @@ impl SessionCache {
             rt,
             ctx: None,
             bypass: false,
+            bypass_for_good: false,
+            cursors: false,
+            maybe_temp: false,
             probe: Probe::Idle,
             statements: HashMap::new(),
             pending_parses: VecDeque::new(),
@@ -417,8 +483,9 @@ impl SessionCache {
             held_tags: Vec::new(),
             batch_open: false,
             watch: None,
-            written: Written::default(),
-            ddl: false,
+            req: Effects::default(),
+            inflight: VecDeque::new(),
+            txn: Effects::default(),
             txn_idle: false,
             epoch: 0,
             probe_epoch: 0,
@@ -427,6 +494,12 @@ impl SessionCache {
             key: Vec::new(),
             grants: HashMap::new(),
         }
+    }
+
+    /// The probe is out: client requests wait until its answer is in, so
+    /// that nothing sent after it can make the answer stale.
+    pub(crate) fn probe_in_flight(&self) -> bool {
+        !matches!(self.probe, Probe::Idle)
     }
 
     /// The origin's reply to the probe is arriving (every message whole).
@@ -541,16 +614,29 @@ impl SessionCache {
 
     /// A `Query` about to be forwarded. Returns the probe to send after it,
     /// if the session's settings are to be read.
-    pub(crate) fn query_forwarded(&mut self, msg: &[u8], idle: bool) -> Option<&'static str> {
+    pub(crate) fn query_forwarded(&mut self, msg: &[u8], idle: bool) -> bool {
         let quiet = self.quiet(idle);
         self.statements.remove(&b""[..]);
         self.virtual_unnamed = None;
         self.close_unnamed = false;
-        let sql = frontend::query(msg).and_then(|s| std::str::from_utf8(s).ok());
-        let Some(sql) = sql else {
+        let raw = frontend::query(msg);
+        if let Some(raw) = raw
+            && std::str::from_utf8(raw).is_err()
+            && self
+                .reported_encoding
+                .as_deref()
+                .is_none_or(|e| e.eq_ignore_ascii_case(b"UTF8"))
+        {
+            // The origin refuses text that is not valid in the client
+            // encoding before parsing it: nothing runs.
+            return false;
+        }
+        let text = raw.and_then(|raw| self.decode(raw));
+        let Some(text) = text else {
             self.unknown_effects();
-            return None;
+            return false;
         };
+        let sql: &str = &text;
         let catalog = self.rt.catalog();
         let ctx = self.servable().cloned();
         let (kinds, cacheable) = match (&catalog, &ctx) {
@@ -568,7 +654,7 @@ impl SessionCache {
         if let (Some(shape), Some(catalog), Some(ctx), true) = (&cacheable, &catalog, &ctx, quiet) {
             self.rt.metrics.cache_misses.inc();
             let capture = if !CacheRuntime::skip_hinted(sql)
-                && !self.rt.catalog_stale.load(Ordering::Acquire)
+                && !self.rt.catalog_stale()
                 && self
                     .rt
                     .allowed(catalog, &shape.tables, sql, shape.fingerprint)
@@ -591,19 +677,47 @@ impl SessionCache {
         self.probe_after(quiet, &kinds)
     }
 
-    /// Send the probe after a plain `SELECT` forwarded at a quiet point
-    /// while the settings are unknown.
-    fn probe_after(&mut self, quiet: bool, kinds: &[StatementKind]) -> Option<&'static str> {
-        if quiet && self.ctx.is_none() && kinds == [StatementKind::Select] {
-            self.probe = Probe::Waiting(1);
-            self.probe_epoch = self.epoch;
-            return Some(PROBE_SQL);
+    /// Statement text for analysis. The origin reads it in the client
+    /// encoding; UTF-8 is analyzed as is. In other encodings whose bytes
+    /// below 0x80 are always ASCII characters (LATIN1, WIN1252, EUC_JP, …)
+    /// the ASCII structure is what the parser needs: other bytes become
+    /// U+FFFD, so such names resolve to nothing and are not cached, while
+    /// keys keep the raw bytes. In SJIS, BIG5, GBK, UHC, GB18030 and JOHAB a
+    /// backslash or quote byte can be half of a character: not analyzed.
+    fn decode<'a>(&self, raw: &'a [u8]) -> Option<std::borrow::Cow<'a, str>> {
+        if let Ok(s) = std::str::from_utf8(raw) {
+            return Some(std::borrow::Cow::Borrowed(s));
         }
-        None
+        let encoding = self.reported_encoding.as_deref().unwrap_or(b"UTF8");
+        let unsafe_encoding = [
+            &b"SJIS"[..],
+            b"BIG5",
+            b"GBK",
+            b"UHC",
+            b"GB18030",
+            b"JOHAB",
+            b"UTF8",
+        ]
+        .iter()
+        .any(|e| encoding.eq_ignore_ascii_case(e));
+        (!unsafe_encoding).then(|| String::from_utf8_lossy(raw))
     }
 
-    /// Account for statements that will run: their writes (applied when the
-    /// transaction ends) and whether they may change settings.
+    /// Send the probe after a plain `SELECT` forwarded at a quiet point
+    /// while the settings are unknown.
+    fn probe_after(&mut self, quiet: bool, kinds: &[StatementKind]) -> bool {
+        if quiet && self.ctx.is_none() && !self.bypass_for_good && kinds == [StatementKind::Select]
+        {
+            self.probe = Probe::Waiting(1);
+            self.probe_epoch = self.epoch;
+            return true;
+        }
+        false
+    }
+
+    /// Account for statements that will run: their writes (applied when
+    /// their transaction ends), catalog changes, and whether they may
+    /// change settings.
     fn account(
         &mut self,
         sql: &str,
@@ -611,28 +725,10 @@ impl SessionCache {
         cacheable: bool,
         catalog: Option<&Catalog>,
     ) {
-        let empty = HashSet::new();
-        let functions = catalog.map_or(&empty, |c| &c.user_functions);
-        let scs = self
-            .ctx
-            .as_ref()
-            .is_none_or(|c| c.standard_conforming_strings);
-        let writes = if cacheable {
-            Writes::Nothing
-        } else {
-            sql::writes(sql, kinds, scs, functions)
-        };
-        let written = self.resolve(&writes, catalog);
-        self.written.add(&written);
-        if kinds.iter().any(|k| {
-            matches!(
-                k,
-                StatementKind::Ddl(_)
-                    | StatementKind::SelectInto { .. }
-                    | StatementKind::Utility(_)
-            )
-        }) {
-            self.ddl = true;
+        if kinds.is_empty() {
+            // Not understood (does not parse here, or not decodable).
+            self.unknown_effects();
+            return;
         }
         if kinds
             .iter()
@@ -644,21 +740,149 @@ impl SessionCache {
             }
             self.virtual_unnamed = None;
         }
-        let harmless_select = kinds == [StatementKind::Select]
-            && !sql.to_ascii_lowercase().contains("set_config")
-            && !sql::mentions_any(sql, functions);
-        let harmless = cacheable
-            || harmless_select
-            || kinds
-                .iter()
-                .all(|k| matches!(k, StatementKind::Transaction(_)));
-        if !harmless {
+        if kinds.iter().any(|k| matches!(k, StatementKind::Cursor)) {
+            self.cursors = true;
+        }
+        if cacheable {
+            // A table without row-level security, immutable functions only.
+            return;
+        }
+        if kinds.iter().any(|k| {
+            !matches!(
+                k,
+                StatementKind::Select
+                    | StatementKind::SelectWithWrites
+                    | StatementKind::Execute
+                    | StatementKind::Cursor
+                    | StatementKind::Utility(_)
+                    | StatementKind::Insert
+                    | StatementKind::Update
+                    | StatementKind::Delete
+                    | StatementKind::Merge
+                    | StatementKind::Truncate
+                    | StatementKind::Copy { .. }
+                    | StatementKind::Transaction(_)
+                    | StatementKind::Show(_)
+                    | StatementKind::Explain
+                    | StatementKind::Listen
+                    | StatementKind::Unlisten
+                    | StatementKind::Notify
+                    | StatementKind::Set(_)
+                    | StatementKind::Reset(_)
+                    | StatementKind::Prepare
+                    | StatementKind::Deallocate
+                    | StatementKind::Discard { .. }
+                    | StatementKind::Lock
+            )
+        }) {
+            // DDL, DO, CALL, EXECUTE, cursors, utilities, anything unknown:
+            // the catalog may change too.
+            self.req.ddl = true;
+            self.maybe_temp = true;
+        }
+        let empty = HashSet::new();
+        let functions = catalog.map_or(&empty, |c| &c.user_functions);
+        let calls_code =
+            sql.to_ascii_lowercase().contains("set_config") || sql::mentions_any(sql, functions);
+        let transactions_only = kinds
+            .iter()
+            .all(|k| matches!(k, StatementKind::Transaction(_)));
+        let (writes, may_change_settings) = if kinds == [StatementKind::Select] {
+            // Views, row-level security policies and functions can run
+            // anything; a select of plain tables calling only built-ins
+            // (other than set_config) changes nothing.
+            if !calls_code && self.plain_tables_only(sql, catalog) {
+                (Writes::Nothing, false)
+            } else {
+                (Writes::Unknown, true)
+            }
+        } else if transactions_only {
+            (sql::writes(sql, kinds, self.scs(), functions), false)
+        } else {
+            let w = sql::writes(sql, kinds, self.scs(), functions);
+            let dml_only = kinds.iter().all(|k| {
+                matches!(
+                    k,
+                    StatementKind::Insert
+                        | StatementKind::Update
+                        | StatementKind::Delete
+                        | StatementKind::Merge
+                        | StatementKind::Truncate
+                        | StatementKind::Copy { .. }
+                        | StatementKind::Transaction(_)
+                )
+            });
+            (w, !dml_only || calls_code)
+        };
+        // Names after a statement that may change the search_path resolve
+        // through a path the proxy does not know.
+        let written = self.resolve(&writes, catalog, !may_change_settings);
+        if written.all && !matches!(writes, Writes::Nothing) && kinds != [StatementKind::Select] {
+            // A write with side effects (triggers…) may change settings too.
+            self.settings_changed();
+        }
+        self.req.written.add(&written);
+        if may_change_settings {
             self.settings_changed();
         }
     }
 
+    fn scs(&self) -> bool {
+        self.ctx
+            .as_ref()
+            .is_none_or(|c| c.standard_conforming_strings)
+    }
+
+    /// Every relation `sql` names is an ordinary table without row-level
+    /// security (so reading it runs no user code).
+    fn plain_tables_only(&self, sql: &str, catalog: Option<&Catalog>) -> bool {
+        let Some(catalog) = catalog else {
+            return false;
+        };
+        let options = if self.scs() {
+            pg_query::ParserOptions::DEFAULT
+        } else {
+            pg_query::ParserOptions::DISABLE_STANDARD_CONFORMING_STRINGS
+        };
+        let Ok(parsed) = pg_query::parse(sql, options) else {
+            return false;
+        };
+        let snapshot = &catalog.snapshot;
+        let plain = |t: &catalog::Table| t.kind == RelKind::Table && !t.row_security;
+        let path = self
+            .ctx
+            .as_ref()
+            .map(|ctx| ctx.search_path.effective(snapshot, &ctx.role));
+        parsed
+            .tables()
+            .iter()
+            .all(|name| match name.split_once('.') {
+                Some((schema, table)) if !table.contains('.') => snapshot
+                    .schema_by_name(schema)
+                    .and_then(|sc| snapshot.table_in(sc.oid, table))
+                    .is_some_and(plain),
+                Some(_) => false,
+                None => match &path {
+                    Some(path) => path
+                        .schemas()
+                        .find_map(|schema| snapshot.table_in(schema, name))
+                        .is_some_and(plain),
+                    // search_path unknown: plain whichever schema it is in,
+                    // unless the session may have temporary relations.
+                    None => {
+                        !self.maybe_temp && {
+                            let mut found =
+                                snapshot.tables().filter(|t| t.name == *name).peekable();
+                            found.peek().is_some() && found.all(plain)
+                        }
+                    }
+                },
+            })
+    }
+
     fn unknown_effects(&mut self) {
-        self.written.all = true;
+        self.req.written.all = true;
+        self.req.ddl = true;
         self.settings_changed();
     }
 
@@ -668,7 +892,9 @@ impl SessionCache {
     }
 
     /// Writes to tables named in a statement → the tables they are.
-    fn resolve(&self, writes: &Writes, catalog: Option<&Catalog>) -> Written {
+    /// Unqualified names resolve through the session's search_path only
+    /// when `path_known`.
+    fn resolve(&self, writes: &Writes, catalog: Option<&Catalog>, path_known: bool) -> Written {
         let mut out = Written::default();
         let names = match writes {
             Writes::Nothing => return out,
@@ -682,23 +908,29 @@ impl SessionCache {
             out.all = true;
             return out;
         };
+        if self.rt.catalog_stale() {
+            // A trigger or rule may have been created since the load.
+            out.all = true;
+            return out;
+        }
         let snapshot = &catalog.snapshot;
         for n in names {
             let table = match &n.schema {
                 Some(s) => snapshot
                     .schema_by_name(s)
                     .and_then(|sc| snapshot.table_in(sc.oid, &n.name)),
-                None => self.ctx.as_ref().and_then(|ctx| {
+                None if path_known => self.ctx.as_ref().and_then(|ctx| {
                     let path = ctx.search_path.effective(snapshot, &ctx.role);
                     path.schemas()
                         .find_map(|schema| snapshot.table_in(schema, &n.name))
                 }),
+                None => None,
             };
             match table {
                 Some(t)
                     if t.kind == RelKind::Table
                         && !t.has_children
-                        && !t.has_triggers
+                        && !t.write_side_effects
                         && !t.is_partition =>
                 {
                     out.tables.push(t.oid)
@@ -710,6 +942,24 @@ impl SessionCache {
             }
         }
         out
+    }
+
+    /// A request (Query, Sync, FunctionCall) was forwarded: what was
+    /// accounted since the previous one belongs to it.
+    pub(crate) fn request_sent(&mut self) {
+        let effects = std::mem::take(&mut self.req);
+        self.inflight.push_back(effects);
+    }
+
+    /// The relay found that the last `n` requests sent get no
+    /// `ReadyForQuery` (Syncs read in copy-in mode): their effects go with
+    /// the next request.
+    pub(crate) fn requests_absorbed(&mut self, n: u64) {
+        for _ in 0..n {
+            if let Some(e) = self.inflight.pop_back() {
+                self.req.merge(e);
+            }
+        }
     }
 
     // ---------------------------------------------------------------
@@ -753,8 +1003,13 @@ impl SessionCache {
     }
 
     fn make_stmt(&self, p: &frontend::Parse<'_>, env: Option<Vec<u8>>) -> Arc<Stmt> {
-        let sql: Arc<str> = Arc::from(String::from_utf8_lossy(p.query).as_ref());
-        let kinds = self.kinds(&sql);
+        let (sql, kinds): (Arc<str>, Arc<[StatementKind]>) = match self.decode(p.query) {
+            Some(text) => {
+                let kinds = self.kinds(&text);
+                (Arc::from(text.as_ref()), kinds)
+            }
+            None => (Arc::from(""), Arc::from(Vec::new())),
+        };
         let mut prefix = Vec::with_capacity(p.query.len() + p.param_types.len() + 64);
         match &env {
             Some(env) => {
@@ -764,6 +1019,7 @@ impl SessionCache {
             }
             None => prefix.push(0),
         }
+        prefix.extend_from_slice(&self.rt.ddl_epoch.load(Ordering::Acquire).to_be_bytes());
         prefix.extend_from_slice(&(p.query.len() as u32).to_be_bytes());
         prefix.extend_from_slice(p.query);
         prefix.extend_from_slice(&(p.param_types.len() as u32).to_be_bytes());
@@ -791,13 +1047,15 @@ impl SessionCache {
                 self.swallow_close += 1;
             }
         }
-        if self.virtual_unnamed.is_some() {
-            let uses_unnamed = match tag {
-                b'B' => frontend::bind(msg).is_some_and(|b| b.statement.is_empty()),
-                b'D' | b'C' => frontend::target(msg) == Some((b'S', &b""[..])),
-                _ => false,
-            };
-            if uses_unnamed && let Some((parse, stmt)) = self.virtual_unnamed.take() {
+        if self.virtual_unnamed.is_some()
+            && matches!(tag, b'P' | b'B' | b'D' | b'E' | b'C' | b'H' | b'S' | b'F')
+        {
+            // Before anything that could change the settings it is parsed
+            // under, unless a Parse replaces it.
+            let replaced =
+                tag == b'P' && frontend::parse(msg).is_some_and(|p| p.statement.is_empty());
+            let taken = self.virtual_unnamed.take();
+            if !replaced && let Some((parse, stmt)) = taken {
                 self.batch_open = true;
                 out.extend_from_slice(&parse);
                 self.pending_parses.push_back(PendingParse {
@@ -860,7 +1118,9 @@ impl SessionCache {
             }
             b'F' => self.unknown_effects(),
             b'S' => self.batch_open = false,
-            _ => self.batch_open = true,
+            b'D' | b'E' | b'H' => self.batch_open = true,
+            // Authentication, COPY data, Terminate: not part of a batch.
+            _ => {}
         }
     }
 
@@ -915,6 +1175,10 @@ impl SessionCache {
             let Some(bind) = frontend::bind(&self.held[g.bind.0..g.bind.1]) else {
                 return false;
             };
+            if self.cursors && !bind.portal.is_empty() {
+                // A WITH HOLD cursor may hold that name.
+                return false;
+            }
             let stmt = match (&parsed, bind.statement.is_empty()) {
                 (Some(stmt), true) => Arc::clone(stmt),
                 _ => match self.statements.get(bind.statement) {
@@ -1017,43 +1281,54 @@ impl SessionCache {
         held: BytesMut,
         tags: Vec<(u8, usize, usize)>,
         quiet: bool,
-    ) -> Option<&'static str> {
+    ) -> bool {
         self.batch_open = false;
-        if !quiet {
-            return None;
-        }
-        // One Bind [Describe] Execute(0), perhaps after its Parse.
-        let mut bind = None;
+        quiet && self.watch_batch(&held, &tags).unwrap_or(false)
+    }
+
+    /// Watch a single-statement batch forwarded at a quiet point; whether
+    /// to send the probe after it.
+    fn watch_batch(&mut self, held: &[u8], tags: &[(u8, usize, usize)]) -> Option<bool> {
+        // One Bind [Describe portal] Execute(0) of the portal it binds,
+        // perhaps after its Parse.
+        let mut bind: Option<frontend::Bind<'_>> = None;
         let mut execs = 0;
-        for &(tag, s, e) in &tags {
+        for &(tag, s, e) in tags {
+            let msg = &held[s..e];
             match tag {
-                b'B' if bind.is_none() => bind = Some((s, e)),
+                b'B' if bind.is_none() => bind = Some(frontend::bind(msg)?),
                 b'E' => {
                     execs += 1;
-                    if frontend::execute(&held[s..e]).is_none_or(|(_, n)| n != 0) {
+                    let (portal, max_rows) = frontend::execute(msg)?;
+                    if max_rows != 0 || Some(portal) != bind.as_ref().map(|b| b.portal) {
                         return None;
                     }
                 }
-                b'P' | b'D' => {}
+                b'D' => {
+                    let (kind, name) = frontend::target(msg)?;
+                    if kind != b'P' || Some(name) != bind.as_ref().map(|b| b.portal) {
+                        return None;
+                    }
+                }
+                b'P' => {}
                 _ => return None,
             }
         }
-        let (s, e) = bind?;
-        let b = frontend::bind(&held[s..e])?;
+        let b = bind?;
         let stmt = self.statement(b.statement)?;
         if execs != 1 {
             return None;
         }
         if self.ctx.is_none() {
             let kinds = Arc::clone(&stmt.kinds);
-            return self.probe_after(true, &kinds);
+            return Some(self.probe_after(true, &kinds));
         }
         let catalog = self.rt.catalog()?;
         let shape = self.stmt_cacheable(&stmt, Some(&catalog))?;
         let class = self.servable()?.class;
         self.rt.metrics.cache_misses.inc();
         let capture = if !CacheRuntime::skip_hinted(&stmt.sql)
-            && !self.rt.catalog_stale.load(Ordering::Acquire)
+            && !self.rt.catalog_stale()
             && self
                 .rt
                 .allowed(&catalog, &shape.tables, &stmt.sql, shape.fingerprint)
@@ -1073,7 +1348,7 @@ impl SessionCache {
             errored: false,
             started: Instant::now(),
         });
-        None
+        Some(false)
     }
 
     /// Take the held batch (for [`Self::sync_forwarded`]).
@@ -1114,7 +1389,9 @@ impl SessionCache {
     pub(crate) fn origin_message(&mut self, tag: u8, msg: &[u8]) -> bool {
         if let Probe::Receiving(row) = &mut self.probe {
             match tag {
-                b'A' | b'N' | b'S' => {}
+                // Notifications and parameter changes are the session's;
+                // notices in the reply (statement logging) are the probe's.
+                b'A' | b'S' => {}
                 b'D' => {
                     *row = data_row(msg);
                     return true;
@@ -1173,11 +1450,13 @@ impl SessionCache {
     /// A `ReadyForQuery` that answers a client request was relayed.
     pub(crate) fn ready_for_query(&mut self, status: u8) {
         self.txn_idle = status == b'I';
+        if let Some(e) = self.inflight.pop_front() {
+            self.txn.merge(e);
+        }
         if self.txn_idle {
+            // Committed or rolled back: either way, apply (a rollback
+            // only costs entries).
             self.end_of_transaction();
-        } else if status == b'E' {
-            // Writes of a failed transaction block roll back; keep them
-            // anyway (a savepoint may have kept some): applied at its end.
         }
         if let Some(w) = self.watch.take() {
             self.watch_done(w);
@@ -1191,11 +1470,11 @@ impl SessionCache {
     }
 
     fn end_of_transaction(&mut self) {
-        if !self.written.is_empty() {
-            self.rt.cache.invalidate(&self.written);
-            self.written.clear();
+        let txn = std::mem::take(&mut self.txn);
+        if !txn.written.is_empty() {
+            self.rt.cache.invalidate(&txn.written);
         }
-        if std::mem::take(&mut self.ddl) {
+        if txn.ddl {
             self.rt.catalog_changed();
         }
     }
@@ -1248,17 +1527,25 @@ impl SessionCache {
             let path = SearchPath::parse(&text(2)?).ok()?;
             let scs = text(3)? == "on";
             let temp = text(4)? == "t";
-            let settings = text(5)?;
-            Some((same_role, role, path, scs, temp, settings))
+            let min_messages = text(5)?;
+            let settings = text(6)?;
+            Some((same_role, role, path, scs, temp, min_messages, settings))
         });
-        let Some((same_role, role, search_path, scs, temp, settings)) = parsed else {
+        let Some((same_role, role, search_path, scs, temp, min_messages, settings)) = parsed else {
             debug!("cache: session settings could not be read; this session is not served");
             self.bypass = true;
+            self.bypass_for_good = true;
             return;
         };
-        self.bypass = !same_role;
+        // Statement logging sent to the client (client_min_messages log or
+        // debug) comes with every statement: a hit could not repeat it.
+        let logs_to_client = min_messages == "log" || min_messages.starts_with("debug");
+        self.bypass = !same_role || logs_to_client;
+        self.maybe_temp = temp;
+        // The role is part of the class: `$user` in the search_path, and
+        // entries are never shared across roles.
         let class_text = format!(
-            "{}\u{1e}{}\u{1e}{}\u{1e}{}",
+            "{role}\u{1e}{}\u{1e}{}\u{1e}{}\u{1e}{}",
             text_of(&search_path),
             scs,
             temp,
@@ -1312,12 +1599,4 @@ fn data_row(msg: &[u8]) -> Option<Vec<Option<Vec<u8>>>> {
         }
     }
     Some(fields)
-}
-
-/// A `Query` message for `sql`.
-pub(crate) fn query_message(out: &mut BytesMut, sql: &str) {
-    out.put_u8(b'Q');
-    out.put_u32((sql.len() + 5) as u32);
-    out.put_slice(sql.as_bytes());
-    out.put_u8(0);
 }

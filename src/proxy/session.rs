@@ -391,6 +391,9 @@ where
         cache: start.cache.map(SessionCache::new),
     };
     let mut origin_buf = BytesMut::with_capacity(READ_CHUNK);
+    // Unframed client bytes held at most (a whole message must fit: the
+    // cache frames requests whole; they wait while the settings probe is out).
+    let client_buf_cap = shared.config.limits.max_message_size + READ_CHUNK;
     // Framed bytes waiting to be written, one per direction.
     let mut to_origin = BytesMut::new();
     let mut to_client = BytesMut::new();
@@ -461,7 +464,10 @@ where
         reserve(&mut origin_buf);
         tokio::select! {
             read = client_rd.read_buf(&mut client_buf),
-                if to_origin.is_empty() && !state.terminated && to_client.len() < HIT_BACKLOG =>
+                if to_origin.is_empty()
+                    && !state.terminated
+                    && to_client.len() < HIT_BACKLOG
+                    && client_buf.len() <= client_buf_cap =>
             {
                 let n = read?;
                 if n == 0 {
@@ -611,7 +617,9 @@ impl Relay<'_> {
     ) -> Result<usize, ProtocolError> {
         let mut pos = 0;
         loop {
-            if to_client.len() >= HIT_BACKLOG {
+            if to_client.len() >= HIT_BACKLOG
+                || self.cache.as_ref().is_some_and(|c| c.probe_in_flight())
+            {
                 return Ok(pos);
             }
             let step = self.from_client.next(&buf[pos..], cached_whole)?;
@@ -642,10 +650,11 @@ impl Relay<'_> {
                     }
                     let probe = sc.query_forwarded(msg, idle);
                     to_origin.extend_from_slice(msg);
+                    sc.request_sent();
                     self.outstanding += 1;
                     self.syncs_since_statement = 0;
-                    if let Some(sql) = probe {
-                        cached::query_message(to_origin, sql);
+                    if probe {
+                        cached::probe_messages(to_origin);
                     }
                 }
                 frontend::PARSE | frontend::BIND | frontend::DESCRIBE | frontend::EXECUTE => {
@@ -675,10 +684,11 @@ impl Relay<'_> {
                         }
                     }
                     sc.forward(tag, msg, idle, to_origin);
+                    sc.request_sent();
                     self.outstanding += 1;
                     self.syncs_since_statement += 1;
-                    if let Some(sql) = sc.sync_forwarded(batch, tags, held) {
-                        cached::query_message(to_origin, sql);
+                    if sc.sync_forwarded(batch, tags, held) {
+                        cached::probe_messages(to_origin);
                     }
                 }
                 _ => {
@@ -688,6 +698,7 @@ impl Relay<'_> {
                     sc.forward(tag, msg, idle, to_origin);
                     match tag {
                         frontend::FUNCTION_CALL => {
+                            sc.request_sent();
                             self.outstanding += 1;
                             self.syncs_since_statement = 0;
                         }
@@ -752,6 +763,9 @@ impl Relay<'_> {
             if let Some(sc) = self.cache.as_mut() {
                 sc.relayed(bytes);
                 if tag == Some(backend::READY_FOR_QUERY) {
+                    // Copy-in mode is over by now, whatever the relay saw
+                    // (a CopyDone pipelined before CopyInResponse).
+                    self.copy_in = false;
                     self.outstanding = self.outstanding.saturating_sub(1);
                     sc.ready_for_query(bytes.get(5).copied().unwrap_or(b'I'));
                 }
@@ -769,6 +783,9 @@ impl Relay<'_> {
     /// statement-level BEFORE trigger — yields one extra `ReadyForQuery`,
     /// which `outstanding` absorbs at zero.)
     fn copy_in_ended(&mut self) {
+        if let Some(sc) = self.cache.as_mut() {
+            sc.requests_absorbed(self.syncs_since_statement);
+        }
         self.outstanding = self.outstanding.saturating_sub(self.syncs_since_statement);
         self.syncs_since_statement = 0;
         self.copy_in = false;

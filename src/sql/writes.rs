@@ -55,13 +55,11 @@ fn by_kind(kind: &StatementKind) -> Option<Writes> {
         K::Set(_) | K::Reset(_) | K::Prepare | K::Deallocate | K::Discard { .. } | K::Lock => {
             Writes::Nothing
         }
-        K::Cursor => Writes::Nothing,
-        K::Copy { from: false } => Writes::Nothing,
         K::Transaction(t) => match t {
             TransactionKind::CommitPrepared => Writes::Unknown,
             _ => Writes::Nothing,
         },
-        K::Insert | K::Update | K::Delete | K::Merge | K::Truncate | K::Copy { from: true } => {
+        K::Insert | K::Update | K::Delete | K::Merge | K::Truncate | K::Copy { .. } => {
             return None;
         }
         _ => Writes::Unknown,
@@ -125,7 +123,9 @@ fn statement_writes(node: &NodeEnum) -> Writes {
         NodeEnum::UpdateStmt(s) => one(&s.relation, s.with_clause.is_some()),
         NodeEnum::DeleteStmt(s) => one(&s.relation, s.with_clause.is_some()),
         NodeEnum::MergeStmt(s) => one(&s.relation, s.with_clause.is_some()),
-        NodeEnum::CopyStmt(s) if !s.is_from => Writes::Nothing,
+        // `COPY (query) TO`: the query may be a data-modifying statement.
+        NodeEnum::CopyStmt(s) if !s.is_from && s.query.is_none() => Writes::Nothing,
+        NodeEnum::CopyStmt(s) if !s.is_from => Writes::Unknown,
         NodeEnum::CopyStmt(s) => one(&s.relation, false),
         NodeEnum::TruncateStmt(s) => {
             let mut tables = Vec::new();
@@ -231,6 +231,11 @@ mod tests {
         );
         assert_eq!(w("COPY a FROM STDIN"), Writes::Tables(vec![t(None, "a")]));
         assert_eq!(w("COPY a TO STDOUT"), Writes::Nothing);
+        assert_eq!(
+            w("COPY (UPDATE a SET x = 1 RETURNING *) TO STDOUT"),
+            Writes::Unknown
+        );
+        assert_eq!(w("DECLARE c CURSOR FOR SELECT f()"), Writes::Unknown);
         assert_eq!(
             w("MERGE INTO a USING b ON a.id = b.id WHEN MATCHED THEN DELETE"),
             Writes::Tables(vec![t(None, "a")])
