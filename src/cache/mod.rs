@@ -232,6 +232,8 @@ pub struct ResultCache {
     sightings: Cache<u64, u32>,
     grants: Cache<(Arc<str>, u64), Instant>,
     populating: Mutex<HashSet<Key>>,
+    statements: Cache<Key, u64>,
+    next_statement: AtomicU64,
     classes: Mutex<HashMap<Arc<str>, u32>>,
     /// Set by invalidations, cleared by [`ResultCache::sweep`].
     stale: AtomicU64,
@@ -259,6 +261,8 @@ impl ResultCache {
             sightings: Cache::new(65_536),
             grants: Cache::new(65_536),
             populating: Mutex::new(HashSet::new()),
+            statements: Cache::new(65_536),
+            next_statement: AtomicU64::new(1),
             classes: Mutex::new(HashMap::new()),
             stale: AtomicU64::new(0),
             limits,
@@ -282,6 +286,19 @@ impl ResultCache {
         }
         let id = u32::try_from(classes.len()).unwrap_or(u32::MAX);
         classes.insert(Arc::from(class), id);
+        id
+    }
+
+    /// A number standing for `prefix` (a prepared statement's text, types
+    /// and parse settings) in keys. Never the same number for two prefixes;
+    /// a prefix forgotten by the bounded map gets a new number (its old
+    /// entries are then simply not found).
+    pub fn statement_id(&self, prefix: &[u8]) -> u64 {
+        if let Some(id) = self.statements.get(&KeyRef(prefix)) {
+            return id;
+        }
+        let id = self.next_statement.fetch_add(1, Ordering::Relaxed);
+        self.statements.insert(Key::new(prefix), id);
         id
     }
 

@@ -33,6 +33,9 @@ const SKIP_HINTS: [&str; 2] = ["pgcache: skip", "pgcache:skip"];
 /// its further requests at this size.
 pub(crate) const HIT_BACKLOG: usize = 256 * 1024;
 
+/// One hit in this many is timed for `cache_hit_duration_seconds`.
+const HIT_SAMPLE: u32 = 8;
+
 /// Held extended-protocol messages are forwarded once they exceed this.
 const MAX_HELD: usize = 256 * 1024;
 
@@ -330,12 +333,14 @@ struct Ctx {
 #[derive(Debug)]
 struct Stmt {
     sql: Arc<str>,
-    /// Statement text and declared parameter types, length-prefixed: the
-    /// request part of cache keys for its executions.
-    prefix: Box<[u8]>,
+    /// The request part of cache keys for its executions: its text,
+    /// declared parameter types, parse-time settings and catalog epoch
+    /// (length-prefixed bytes), interned process-wide so that a hit hashes
+    /// and compares a few bytes. Never the same number for two prefixes.
+    id: u64,
     kinds: Arc<[StatementKind]>,
-    /// The settings the origin parsed it under are known (part of `prefix`);
-    /// otherwise its executions are never cached.
+    /// The settings the origin parsed it under are known (part of the
+    /// prefix); otherwise its executions are never cached.
     parse_env_known: bool,
 }
 
@@ -443,6 +448,8 @@ pub(crate) struct SessionCache {
     reported_scs: Option<Vec<u8>>,
     reported_encoding: Option<Vec<u8>>,
     key: Vec<u8>,
+    /// Hit lookups so far (for sampling their latency).
+    hits_seen: u32,
     /// Last `ReadyForQuery` status was idle and this session's grants memo.
     grants: HashMap<u64, Instant>,
 }
@@ -492,6 +499,7 @@ impl SessionCache {
             reported_scs: None,
             reported_encoding: None,
             key: Vec::new(),
+            hits_seen: 0,
             grants: HashMap::new(),
         }
     }
@@ -516,6 +524,13 @@ impl SessionCache {
     /// block, no half-sent extended batch, no probe under way.
     fn quiet(&self, idle: bool) -> bool {
         idle && self.txn_idle && !self.batch_open && matches!(self.probe, Probe::Idle)
+    }
+
+    /// Whether to time this hit: one in [`HIT_SAMPLE`] (a clock read costs
+    /// as much as a good part of a hit).
+    fn sample_hit(&mut self) -> bool {
+        self.hits_seen = self.hits_seen.wrapping_add(1);
+        self.hits_seen % HIT_SAMPLE == 0
     }
 
     fn servable(&self) -> Option<&Ctx> {
@@ -584,7 +599,7 @@ impl SessionCache {
         let Some(class) = self.servable().map(|c| c.class) else {
             return false;
         };
-        let started = Instant::now();
+        let started = self.sample_hit().then(Instant::now);
         let Some(sql) = frontend::query(msg) else {
             return false;
         };
@@ -605,10 +620,12 @@ impl SessionCache {
         self.virtual_unnamed = None;
         self.close_unnamed = true;
         self.rt.metrics.cache_hits.inc();
-        self.rt
-            .metrics
-            .cache_hit_duration
-            .observe(started.elapsed().as_secs_f64());
+        if let Some(started) = started {
+            self.rt
+                .metrics
+                .cache_hit_duration
+                .observe(started.elapsed().as_secs_f64());
+        }
         true
     }
 
@@ -1026,7 +1043,7 @@ impl SessionCache {
         prefix.extend_from_slice(p.param_types);
         Arc::new(Stmt {
             sql,
-            prefix: prefix.into_boxed_slice(),
+            id: self.rt.cache.statement_id(&prefix),
             kinds,
             parse_env_known: env.is_some(),
         })
@@ -1149,7 +1166,7 @@ impl SessionCache {
     /// Sync of a held batch: serve it from the cache into `out`, or return
     /// false (then [`Self::sync_forwarded`] follows).
     pub(crate) fn batch_hit(&mut self, out: &mut BytesMut) -> bool {
-        let started = Instant::now();
+        let started = self.sample_hit().then(Instant::now);
         let Some(ctx) = self.servable() else {
             return false;
         };
@@ -1189,7 +1206,7 @@ impl SessionCache {
             self.key.clear();
             self.key.push(b'E');
             self.key.extend_from_slice(&class.to_be_bytes());
-            self.key.extend_from_slice(&stmt.prefix);
+            self.key.extend_from_slice(&stmt.id.to_be_bytes());
             self.key.extend_from_slice(bind.tail);
             let Some(entry) = self.rt.cache.get(KeyRef(&self.key)) else {
                 return false;
@@ -1216,10 +1233,12 @@ impl SessionCache {
         self.held_tags.clear();
         let n = entries.len() as u64;
         self.rt.metrics.cache_hits.inc_by(n);
-        self.rt
-            .metrics
-            .cache_hit_duration
-            .observe(started.elapsed().as_secs_f64());
+        if let Some(started) = started {
+            self.rt
+                .metrics
+                .cache_hit_duration
+                .observe(started.elapsed().as_secs_f64());
+        }
         true
     }
 
@@ -1336,7 +1355,7 @@ impl SessionCache {
             self.key.clear();
             self.key.push(b'E');
             self.key.extend_from_slice(&class.to_be_bytes());
-            self.key.extend_from_slice(&stmt.prefix);
+            self.key.extend_from_slice(&stmt.id.to_be_bytes());
             self.key.extend_from_slice(b.tail);
             self.rt.cache.begin_capture(&self.key, &shape.tables)
         } else {
