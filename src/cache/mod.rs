@@ -237,6 +237,10 @@ pub struct ResultCache {
     classes: Mutex<HashMap<Arc<str>, u32>>,
     /// Set by invalidations, cleared by [`ResultCache::sweep`].
     stale: AtomicU64,
+    /// Seconds since `started`, advanced by [`ResultCache::tick`]: a clock
+    /// the hit path reads without a system call.
+    coarse: AtomicU64,
+    started: Instant,
     limits: Limits,
 }
 
@@ -265,6 +269,8 @@ impl ResultCache {
             next_statement: AtomicU64::new(1),
             classes: Mutex::new(HashMap::new()),
             stale: AtomicU64::new(0),
+            coarse: AtomicU64::new(0),
+            started: Instant::now(),
             limits,
         }
     }
@@ -403,6 +409,24 @@ impl ResultCache {
             }
             keep
         });
+    }
+
+    /// Advance the coarse clock (call about once a second).
+    pub fn tick(&self) {
+        let secs = self.started.elapsed().as_secs();
+        self.coarse.fetch_max(secs, Ordering::AcqRel);
+    }
+
+    /// Seconds since the cache was made, as of the last [`Self::tick`].
+    pub fn coarse_now(&self) -> u64 {
+        self.coarse.load(Ordering::Acquire)
+    }
+
+    /// [`Self::granted`] as a coarse-clock deadline (rounded down).
+    pub fn granted_until(&self, role: &Arc<str>, shape: u64) -> Option<u64> {
+        let until = self.granted(role, shape)?;
+        let left = until.saturating_duration_since(Instant::now()).as_secs();
+        Some(self.coarse_now() + left)
     }
 
     /// The origin executed `shape` for `role` successfully just now.

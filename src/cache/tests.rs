@@ -154,3 +154,16 @@ fn classes_are_interned() {
     assert_ne!(a, b);
     assert_eq!(cache.class_id("UTC|ISO, MDY"), a);
 }
+
+#[test]
+fn grant_deadlines_on_the_coarse_clock() {
+    let cache = ResultCache::new(limits(1 << 20));
+    let alice: Arc<str> = Arc::from("alice");
+    assert!(cache.granted_until(&alice, 1).is_none());
+    cache.grant(&alice, 1);
+    cache.tick();
+    let until = cache.granted_until(&alice, 1).unwrap();
+    // role_ttl is 60 s: the deadline is at most that far, rounded down.
+    assert!(until <= cache.coarse_now() + 60);
+    assert!(until >= cache.coarse_now() + 58);
+}

@@ -221,6 +221,15 @@ impl CacheRuntime {
 
     /// Keep the catalog loaded: at start, after DDL through the proxy, and
     /// every few minutes. Also sweeps stale entries. Runs until aborted.
+    /// Advance the cache's coarse clock every second. Runs until aborted.
+    pub(crate) async fn clock(self: Arc<Self>) {
+        let mut every = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            every.tick().await;
+            self.cache.tick();
+        }
+    }
+
     pub(crate) async fn maintain(self: Arc<Self>, origin: crate::config::OriginConfig) {
         let mut backoff = Duration::from_millis(200);
         let mut sweep = tokio::time::interval(Duration::from_secs(1));
@@ -451,7 +460,7 @@ pub(crate) struct SessionCache {
     /// Hit lookups so far (for sampling their latency).
     hits_seen: u32,
     /// Last `ReadyForQuery` status was idle and this session's grants memo.
-    grants: HashMap<u64, Instant>,
+    grants: HashMap<u64, u64>,
 }
 
 impl Drop for SessionCache {
@@ -565,7 +574,7 @@ impl SessionCache {
     }
 
     fn granted(&mut self, shape: u64) -> bool {
-        let now = Instant::now();
+        let now = self.rt.cache.coarse_now();
         if let Some(&until) = self.grants.get(&shape)
             && now < until
         {
@@ -574,7 +583,7 @@ impl SessionCache {
         let Some(ctx) = &self.ctx else {
             return false;
         };
-        match self.rt.cache.granted(&ctx.role, shape) {
+        match self.rt.cache.granted_until(&ctx.role, shape) {
             Some(until) => {
                 if self.grants.len() > 4096 {
                     self.grants.clear();

@@ -62,9 +62,12 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let (phase_tx, phase_rx) = watch::channel(Phase::Running);
     let cache = cached::CacheRuntime::new(&config, Arc::clone(&metrics));
-    let maintenance = cache
-        .as_ref()
-        .map(|rt| tokio::spawn(Arc::clone(rt).maintain(config.origin.clone())));
+    let maintenance = cache.as_ref().map(|rt| {
+        (
+            tokio::spawn(Arc::clone(rt).maintain(config.origin.clone())),
+            tokio::spawn(Arc::clone(rt).clock()),
+        )
+    });
     let shared = Arc::new(Shared {
         cache,
         origin: OriginTarget::from_config(&config.origin),
@@ -128,8 +131,9 @@ pub async fn serve(
             join_all(&mut sessions).await;
         }
     }
-    if let Some(task) = maintenance {
-        task.abort();
+    if let Some((catalog, clock)) = maintenance {
+        catalog.abort();
+        clock.abort();
     }
     info!("all sessions closed");
     Ok(())
