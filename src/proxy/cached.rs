@@ -539,7 +539,7 @@ impl SessionCache {
     /// as much as a good part of a hit).
     fn sample_hit(&mut self) -> bool {
         self.hits_seen = self.hits_seen.wrapping_add(1);
-        self.hits_seen % HIT_SAMPLE == 0
+        self.hits_seen.is_multiple_of(HIT_SAMPLE)
     }
 
     fn servable(&self) -> Option<&Ctx> {
