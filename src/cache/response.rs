@@ -8,17 +8,62 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-/// The parts of a reply kept for hits.
+/// The parts of a reply kept for hits, in one buffer (one allocation per
+/// entry): `[RowDescription] DataRow* CommandComplete`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CapturedResult {
-    /// `RowDescription`, when the request asked for one (a simple query or
-    /// an extended-protocol `Describe` of the portal).
-    pub row_description: Option<Bytes>,
-    /// Every `DataRow`, in order, back to back.
-    pub rows: Bytes,
+    bytes: Bytes,
+    /// Length of the `RowDescription` at the front (0: none — the request
+    /// asked for none, as an extended-protocol Execute without Describe).
+    description_len: usize,
+    /// Length of the `DataRow`s after it.
+    rows_len: usize,
     pub row_count: u64,
+}
+
+impl CapturedResult {
+    pub fn new(
+        row_description: Option<&[u8]>,
+        rows: &[u8],
+        row_count: u64,
+        complete: &[u8],
+    ) -> CapturedResult {
+        let rd = row_description.unwrap_or_default();
+        let mut bytes = BytesMut::with_capacity(rd.len() + rows.len() + complete.len());
+        bytes.put_slice(rd);
+        bytes.put_slice(rows);
+        bytes.put_slice(complete);
+        CapturedResult {
+            bytes: bytes.freeze(),
+            description_len: rd.len(),
+            rows_len: rows.len(),
+            row_count,
+        }
+    }
+
+    /// `RowDescription`, when the request asked for one.
+    pub fn row_description(&self) -> Option<&[u8]> {
+        (self.description_len > 0).then(|| &self.bytes[..self.description_len])
+    }
+
+    /// Every `DataRow`, in order, back to back.
+    pub fn rows(&self) -> &[u8] {
+        &self.bytes[self.description_len..self.description_len + self.rows_len]
+    }
+
     /// `CommandComplete` (`SELECT n`).
-    pub complete: Bytes,
+    pub fn complete(&self) -> &[u8] {
+        &self.bytes[self.description_len + self.rows_len..]
+    }
+
+    /// Bytes held.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
 }
 
 /// Why a captured reply is not cached.
@@ -57,7 +102,7 @@ pub fn parse_reply(reply: &[u8]) -> Result<CapturedResult, Rejected> {
     // 2 = rows, 3 = after CommandComplete, 4 = after ReadyForQuery.
     let mut stage = 0;
     let mut pos = 0;
-    let mut row_description = None;
+    let mut row_description: Option<&[u8]> = None;
     let (mut rows_start, mut rows_end, mut row_count) = (None, 0, 0u64);
     let mut complete = None;
     while pos < reply.len() {
@@ -67,7 +112,7 @@ pub fn parse_reply(reply: &[u8]) -> Result<CapturedResult, Rejected> {
             b'1' if stage == 0 => {}
             b'2' if stage == 0 => stage = 1,
             b'T' if stage <= 1 => {
-                row_description = Some(Bytes::copy_from_slice(msg));
+                row_description = Some(msg);
                 stage = 2;
             }
             b'D' if stage <= 2 => {
@@ -83,7 +128,7 @@ pub fn parse_reply(reply: &[u8]) -> Result<CapturedResult, Rejected> {
                 if !msg[5..].starts_with(b"SELECT ") {
                     return Err(Rejected::NotASelect);
                 }
-                complete = Some(Bytes::copy_from_slice(msg));
+                complete = Some(msg);
                 stage = 3;
             }
             b'Z' if stage == 3 => {
@@ -102,15 +147,15 @@ pub fn parse_reply(reply: &[u8]) -> Result<CapturedResult, Rejected> {
     }
     let complete = complete.ok_or(Rejected::NotASelect)?;
     let rows = match rows_start {
-        Some(start) => Bytes::copy_from_slice(&reply[start..rows_end]),
-        None => Bytes::new(),
+        Some(start) => &reply[start..rows_end],
+        None => &[],
     };
-    Ok(CapturedResult {
+    Ok(CapturedResult::new(
         row_description,
         rows,
         row_count,
         complete,
-    })
+    ))
 }
 
 /// The type byte and total length of the message at `pos`, if it is whole.
@@ -132,18 +177,15 @@ pub const BIND_COMPLETE: &[u8] = b"2\0\0\0\x04";
 /// `BindComplete` first; `RowDescription` when asked for (the caller checks
 /// it is held); the rows; `CommandComplete`. `ReadyForQuery` is the caller's.
 pub fn write_hit(out: &mut BytesMut, result: &CapturedResult, bind_complete: bool, describe: bool) {
-    let rd = if describe {
-        result.row_description.as_deref().unwrap_or_default()
-    } else {
-        &[]
-    };
-    out.reserve(BIND_COMPLETE.len() + rd.len() + result.rows.len() + result.complete.len() + 6);
+    out.reserve(BIND_COMPLETE.len() + result.len() + READY_IDLE.len());
     if bind_complete {
         out.put_slice(BIND_COMPLETE);
     }
-    out.put_slice(rd);
-    out.put_slice(&result.rows);
-    out.put_slice(&result.complete);
+    if describe {
+        out.put_slice(&result.bytes);
+    } else {
+        out.put_slice(&result.bytes[result.description_len..]);
+    }
 }
 
 #[cfg(test)]
@@ -198,7 +240,9 @@ mod tests {
     fn empty_result() {
         let c = parse_reply(&simple_reply(0)).unwrap();
         assert_eq!(c.row_count, 0);
-        assert!(c.rows.is_empty());
+        assert!(c.rows().is_empty());
+        assert!(c.row_description().is_some());
+        assert!(c.complete().starts_with(b"C"));
     }
 
     #[test]

@@ -1,7 +1,5 @@
 use std::time::Duration;
 
-use bytes::Bytes;
-
 use super::*;
 
 fn limits(max_memory: u64) -> Limits {
@@ -14,12 +12,12 @@ fn limits(max_memory: u64) -> Limits {
 }
 
 fn result(rows: usize, row_len: usize) -> CapturedResult {
-    CapturedResult {
-        row_description: Some(Bytes::from_static(b"T\0\0\0\x06\0\0")),
-        rows: Bytes::from(vec![b'D'; rows * row_len]),
-        row_count: rows as u64,
-        complete: Bytes::from_static(b"C\0\0\0\x0dSELECT 1\0"),
-    }
+    CapturedResult::new(
+        Some(b"T\0\0\0\x06\0\0"),
+        &vec![b'D'; rows * row_len],
+        rows as u64,
+        b"C\0\0\0\x0dSELECT 1\0",
+    )
 }
 
 fn fill(cache: &ResultCache, key: &[u8], tables: &[Oid], rows: usize) {

@@ -619,7 +619,7 @@ impl SessionCache {
         let Some(entry) = self.rt.cache.get(KeyRef(&self.key)) else {
             return false;
         };
-        if entry.result.row_description.is_none() || !self.granted(entry.shape) {
+        if entry.result.row_description().is_none() || !self.granted(entry.shape) {
             return false;
         }
         response::write_hit(out, &entry.result, false, true);
@@ -1221,7 +1221,7 @@ impl SessionCache {
                 return false;
             };
             let fits = g.max_rows == 0 || entry.result.row_count < g.max_rows as u64;
-            if !fits || (g.describe && entry.result.row_description.is_none()) {
+            if !fits || (g.describe && entry.result.row_description().is_none()) {
                 return false;
             }
             if !self.granted(entry.shape) {
