@@ -323,7 +323,11 @@ impl ResultCache {
 
     /// Count a sighting of a cacheable shape; whether it is now admitted.
     pub fn sighted(&self, shape: u64) -> bool {
-        let seen = self.sightings.get(&shape).unwrap_or(0).saturating_add(1);
+        let seen = self.sightings.get(&shape).unwrap_or(0);
+        if seen >= self.limits.admit_after {
+            return true;
+        }
+        let seen = seen + 1;
         self.sightings.insert(shape, seen);
         seen >= self.limits.admit_after
     }

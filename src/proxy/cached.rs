@@ -459,8 +459,11 @@ pub(crate) struct SessionCache {
     key: Vec<u8>,
     /// Hit lookups so far (for sampling their latency).
     hits_seen: u32,
+    /// Verdicts on prepared statements, by statement number, for the
+    /// settings class and catalog they were reached under.
+    verdicts: HashMap<u64, (u32, u64, Option<Arc<sql::Shape>>)>,
     /// Last `ReadyForQuery` status was idle and this session's grants memo.
-    grants: HashMap<u64, u64>,
+    grants: HashMap<u64, (u64, u64)>,
 }
 
 impl Drop for SessionCache {
@@ -509,6 +512,7 @@ impl SessionCache {
             reported_encoding: None,
             key: Vec::new(),
             hits_seen: 0,
+            verdicts: HashMap::new(),
             grants: HashMap::new(),
         }
     }
@@ -575,8 +579,10 @@ impl SessionCache {
 
     fn granted(&mut self, shape: u64) -> bool {
         let now = self.rt.cache.coarse_now();
-        if let Some(&until) = self.grants.get(&shape)
+        let epoch = self.rt.ddl_epoch.load(Ordering::Acquire);
+        if let Some(&(until, e)) = self.grants.get(&shape)
             && now < until
+            && e == epoch
         {
             return true;
         }
@@ -588,7 +594,7 @@ impl SessionCache {
                 if self.grants.len() > 4096 {
                     self.grants.clear();
                 }
-                self.grants.insert(shape, until);
+                self.grants.insert(shape, (until, epoch));
                 true
             }
             None => false,
@@ -1161,15 +1167,32 @@ impl SessionCache {
             .or_else(|| self.statements.get(name).cloned())
     }
 
-    fn stmt_cacheable(&self, stmt: &Stmt, catalog: Option<&Catalog>) -> Option<Arc<sql::Shape>> {
+    fn stmt_cacheable(
+        &mut self,
+        stmt: &Stmt,
+        catalog: Option<&Catalog>,
+    ) -> Option<Arc<sql::Shape>> {
         if !stmt.parse_env_known {
             return None;
         }
         let (catalog, ctx) = (catalog?, self.servable()?);
-        match self.analyze(catalog, ctx, &stmt.sql).verdict {
+        let (class, generation) = (ctx.class, catalog.snapshot.generation());
+        if let Some((c, g, verdict)) = self.verdicts.get(&stmt.id)
+            && *c == class
+            && *g == generation
+        {
+            return verdict.clone();
+        }
+        let verdict = match self.analyze(catalog, ctx, &stmt.sql).verdict {
             Verdict::Cacheable(c) => Some(c.shape),
             Verdict::NotCacheable(_) => None,
+        };
+        if self.verdicts.len() >= 4096 {
+            self.verdicts.clear();
         }
+        self.verdicts
+            .insert(stmt.id, (class, generation, verdict.clone()));
+        verdict
     }
 
     /// Sync of a held batch: serve it from the cache into `out`, or return
@@ -1514,8 +1537,21 @@ impl SessionCache {
         if !w.errored
             && let Some(ctx) = &self.ctx
         {
-            self.rt.cache.grant(&ctx.role, w.shape);
-            self.grants.remove(&w.shape);
+            // Refresh the grant when less than half its time is left (a
+            // write to the shared map per miss would cost every miss).
+            let now = self.rt.cache.coarse_now();
+            let ttl = self.rt.config.role_ttl.as_secs();
+            let epoch = self.rt.ddl_epoch.load(Ordering::Acquire);
+            let fresh = self
+                .grants
+                .get(&w.shape)
+                .is_some_and(|&(until, e)| e == epoch && until >= now + ttl / 2);
+            if !fresh {
+                self.rt.cache.grant(&ctx.role, w.shape);
+                // The coarse clock lags by up to a second: end a second early.
+                self.grants
+                    .insert(w.shape, ((now + ttl).saturating_sub(1), epoch));
+            }
         }
         let Some((capture, buf)) = w.capture else {
             return;
