@@ -20,9 +20,14 @@
 //! - [`logging`]: tracing subscriber set-up.
 //! - [`signal`]: SIGINT/SIGTERM as a shutdown future.
 //!
-//! Today the proxy relays every session unchanged; the SQL analysis, the
-//! catalog and the pgoutput decoder are built and tested but not yet wired
-//! into sessions (see `docs/architecture.md`).
+//! - [`cache`]: replies captured from the origin, keyed by request and
+//!   session-settings class; generations for invalidation, admission, role
+//!   grants, the memory bound (pure, no tokio; ADR 011).
+//!
+//! The proxy relays every session and, with `cache.mode` on, answers
+//! repeated cacheable statements from the cache (`proxy::cached`). The
+//! pgoutput decoder is built and tested but not yet wired (see
+//! `docs/architecture.md`).
 
 pub mod admin;
 pub mod cache;
