@@ -27,5 +27,5 @@ mod catalog;
 
 mod cache_behaviour;
 mod cache_exact;
-mod cache_redteam;
 mod cache_hits;
+mod cache_redteam;
