@@ -4,46 +4,11 @@
 //! hints and allow/deny lists, pipelines keep their order, row limits,
 //! memory stays bounded, metrics.
 
-use tokio_postgres::{Client, SimpleQueryMessage};
+use tokio_postgres::SimpleQueryMessage;
 
+use crate::support::cache::{col, one, setup, warm};
 use crate::support::wire::{RawConn, Until, fe, golden, step};
-use crate::support::{Proxy, connect_direct, pg_config, sqlstate};
-
-async fn setup(sql: &str) {
-    let direct = connect_direct("cache_behaviour_setup").await;
-    direct.batch_execute(sql).await.expect("setup");
-}
-
-/// The first column of every row of a simple query.
-async fn col(client: &Client, sql: &str) -> Vec<Option<String>> {
-    client
-        .simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .into_iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some(r.get(0).map(str::to_owned)),
-            _ => None,
-        })
-        .collect()
-}
-
-fn one(v: &str) -> Vec<Option<String>> {
-    vec![Some(v.to_owned())]
-}
-
-/// Read `sql` until it is a hit (a few tries: the first reads settings,
-/// the next captures).
-async fn warm(proxy: &Proxy, client: &Client, sql: &str) -> Vec<Option<String>> {
-    for _ in 0..5 {
-        let before = proxy.metrics.cache_hits.get();
-        let rows = col(client, sql).await;
-        if proxy.metrics.cache_hits.get() > before {
-            return rows;
-        }
-    }
-    panic!("{sql} never became a cache hit");
-}
+use crate::support::{Proxy, pg_config, sqlstate};
 
 #[tokio::test]
 async fn writes_through_the_proxy_drop_entries_at_commit() {

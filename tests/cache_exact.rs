@@ -10,20 +10,9 @@
 
 use std::net::SocketAddr;
 
+use crate::support::cache::{q, setup};
 use crate::support::wire::{Golden, Step, Until, fe, run_script, step};
-use crate::support::{Proxy, connect_direct, origin};
-
-async fn setup(sql: &str) {
-    let direct = connect_direct("cache_exact_setup").await;
-    direct
-        .batch_execute(sql)
-        .await
-        .unwrap_or_else(|e| panic!("setup: {e:?}"));
-}
-
-fn q(sql: &str) -> Step {
-    step(&[fe::query(sql)], Until::Ready(1))
-}
+use crate::support::{Proxy, origin};
 
 /// A Query message whose text is raw bytes (not necessarily UTF-8).
 fn q_bytes(sql: &[u8]) -> Step {

@@ -2,17 +2,9 @@
 //! every reply is byte-for-byte what the origin sends (golden scripts run
 //! directly and through a caching proxy).
 
-use crate::support::wire::{Step, Until, fe, golden, step, tags};
-use crate::support::{Proxy, connect_direct};
-
-async fn setup(sql: &str) {
-    let direct = connect_direct("cache_hits_setup").await;
-    direct.batch_execute(sql).await.expect("setup");
-}
-
-fn q(sql: &str) -> Step {
-    step(&[fe::query(sql)], Until::Ready(1))
-}
+use crate::support::Proxy;
+use crate::support::cache::{q, setup};
+use crate::support::wire::{Until, fe, golden, step, tags};
 
 #[tokio::test]
 async fn simple_query_hits_are_exact() {

@@ -11,10 +11,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use tokio_postgres::Client;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
-use tokio_postgres::{Client, SimpleQueryMessage};
 
+use crate::support::cache::{col, one, q, setup, warm, warm_raw};
 use crate::support::origin::{MD5_PASSWORD, MD5_USER, SUPERUSER};
 use crate::support::wire::{Golden, Msg, RawConn, Step, Until, fe, run_script, step};
 use crate::support::{Proxy, connect, connect_direct, eventually, origin, pg_config};
@@ -22,18 +23,6 @@ use crate::support::{Proxy, connect, connect_direct, eventually, origin, pg_conf
 // -------------------------------------------------------------------------
 // Helpers
 // -------------------------------------------------------------------------
-
-async fn setup(sql: &str) {
-    let direct = connect_direct("rt_setup").await;
-    direct
-        .batch_execute(sql)
-        .await
-        .unwrap_or_else(|e| panic!("setup: {e:?}\n{sql}"));
-}
-
-fn q(sql: &str) -> Step {
-    step(&[fe::query(sql)], Until::Ready(1))
-}
 
 /// Parse `sql` as statement `name`, then Sync.
 fn prepare(name: &str, sql: &str) -> Step {
@@ -89,46 +78,6 @@ async fn checked_as(proxy: &Proxy, user: &str, what: &str, steps: &[Step]) -> u6
     proxy.metrics.cache_hits.get() - before
 }
 
-/// The first column of every row of a simple query.
-async fn col(client: &Client, sql: &str) -> Vec<Option<String>> {
-    client
-        .simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .into_iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some(r.get(0).map(str::to_owned)),
-            _ => None,
-        })
-        .collect()
-}
-
-fn one(v: &str) -> Vec<Option<String>> {
-    vec![Some(v.to_owned())]
-}
-
-/// Read `sql` until it is served from the cache (the first read learns the
-/// session's settings, the next captures).
-async fn warm(proxy: &Proxy, client: &Client, sql: &str) -> Vec<Option<String>> {
-    // A few reads normally; longer after a catalog change through the
-    // proxy, while the proxy reloads the catalog (nothing is captured then).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    for tries in 0.. {
-        let before = proxy.metrics.cache_hits.get();
-        let rows = col(client, sql).await;
-        if proxy.metrics.cache_hits.get() > before {
-            return rows;
-        }
-        if std::time::Instant::now() > deadline {
-            break;
-        }
-        if tries >= 4 {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    }
-    panic!("{sql} never became a cache hit");
-}
-
 /// Make sure the proxy knows `client`'s settings (a cache hit proves it):
 /// a write by a session whose settings are unknown is conservatively taken
 /// to touch every table, which would hide what a test looks at.
@@ -164,19 +113,6 @@ fn values(msgs: &[Msg]) -> Vec<Option<String>> {
 
 fn error_code(msgs: &[Msg]) -> Option<String> {
     msgs.iter().find(|m| m.is_error()).and_then(Msg::sqlstate)
-}
-
-/// [`warm`] on a raw connection.
-async fn warm_raw(proxy: &Proxy, conn: &mut RawConn, sql: &str) -> Vec<Msg> {
-    for _ in 0..6 {
-        let before = proxy.metrics.cache_hits.get();
-        let msgs = conn.simple(sql).await;
-        assert!(error_code(&msgs).is_none(), "{sql}: {msgs:?}");
-        if proxy.metrics.cache_hits.get() > before {
-            return msgs;
-        }
-    }
-    panic!("{sql} never became a cache hit");
 }
 
 /// Send one step's bytes and read up to its ReadyForQuery.

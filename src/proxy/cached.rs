@@ -695,16 +695,11 @@ impl SessionCache {
                 self.key.push(b'Q');
                 self.key.extend_from_slice(&ctx.class.to_be_bytes());
                 self.key.extend_from_slice(sql.as_bytes());
-                self.rt.cache.begin_capture(&self.key, &shape.tables)
+                true
             } else {
-                None
+                false
             };
-            self.watch = Some(Watch {
-                shape: shape.fingerprint,
-                capture: capture.map(|c| (c, BytesMut::new())),
-                errored: false,
-                started: Instant::now(),
-            });
+            self.watch_request(shape, capture);
         }
         self.probe_after(quiet, &kinds)
     }
@@ -1389,17 +1384,29 @@ impl SessionCache {
             self.key.extend_from_slice(&class.to_be_bytes());
             self.key.extend_from_slice(&stmt.id.to_be_bytes());
             self.key.extend_from_slice(b.tail);
+            true
+        } else {
+            false
+        };
+        self.watch_request(&shape, capture);
+        Some(false)
+    }
+
+    /// Watch the reply to a cacheable request just forwarded (for the grant
+    /// and the miss latency) and, when `capture`, claim `self.key` and copy
+    /// the reply for it.
+    fn watch_request(&mut self, shape: &sql::Shape, capture: bool) {
+        let capture = if capture {
             self.rt.cache.begin_capture(&self.key, &shape.tables)
         } else {
             None
         };
         self.watch = Some(Watch {
             shape: shape.fingerprint,
-            capture: capture.map(|c| (c, BytesMut::new())),
+            capture: capture.map(|c| (c, BytesMut::with_capacity(512))),
             errored: false,
             started: Instant::now(),
         });
-        Some(false)
     }
 
     /// Take the held batch (for [`Self::sync_forwarded`]).

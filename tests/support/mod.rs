@@ -6,6 +6,7 @@
 //! - [`wire`]: a raw protocol client, frontend message builders and the golden
 //!   script runner (same bytes direct and through the proxy, compare replies).
 //! - [`binary`]: spawning the real `pgcache` binary, `/proc` probes.
+//! - [`cache`]: helpers of the cache tests (set-up, reads, waiting for a hit).
 //!
 //! Synchronisation is by polling with a deadline ([`eventually`]), never by
 //! sleeping for a guessed time; timeouts exist only as hang guards.
@@ -16,6 +17,7 @@
 )]
 
 pub mod binary;
+pub mod cache;
 pub mod origin;
 pub mod proxy;
 pub mod wire;
