@@ -165,22 +165,33 @@ pub async fn gather(config: &Config) -> Result<OriginFacts, CheckError> {
         database: origin.database.clone(),
         reason,
     };
-    // tokio-postgres applies the connect timeout per address; bound the whole
-    // attempt (including authentication) as well.
-    let limit = origin.connect_timeout.max(Duration::from_secs(1)) * 2;
-    let (client, connection) = tokio::time::timeout(limit, pg_config.connect(NoTls))
+    let (client, connection) = connect_origin(&pg_config, origin.connect_timeout)
         .await
-        .map_err(|_| connect_error(format!("no answer within {} s", limit.as_secs())))?
-        .map_err(|e| connect_error(describe_pg_error(&e)))?;
-    let connection = tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!(error = %e, "check connection ended");
-        }
-    });
+        .map_err(connect_error)?;
     let facts = read_facts(&client).await;
     drop(client);
     let _ = tokio::time::timeout(Duration::from_secs(2), connection).await;
     facts
+}
+
+/// One of the proxy's own connections to the origin (catalog, check), with
+/// its connection task. The whole attempt, authentication included, is
+/// bounded (tokio-postgres applies `connect_timeout` per address only).
+pub async fn connect_origin(
+    pg_config: &tokio_postgres::Config,
+    connect_timeout: Duration,
+) -> Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), String> {
+    let limit = connect_timeout.max(Duration::from_secs(1)) * 2;
+    let (client, connection) = tokio::time::timeout(limit, pg_config.connect(NoTls))
+        .await
+        .map_err(|_| format!("no answer within {} s", limit.as_secs()))?
+        .map_err(|e| describe_pg_error(&e))?;
+    let connection = tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "origin connection of the proxy ended");
+        }
+    });
+    Ok((client, connection))
 }
 
 const FACTS_SQL: &str = "\

@@ -82,6 +82,19 @@ pub enum Step {
     NeedMore,
 }
 
+impl Step {
+    /// The bytes to pass on now, and the type byte when a message starts
+    /// with them; `None` for [`Step::NeedMore`].
+    pub fn span(self) -> Option<(Option<u8>, usize)> {
+        match self {
+            Step::Message { tag, len } => Some((Some(tag), len)),
+            Step::Start { tag, avail } => Some((Some(tag), avail)),
+            Step::Body(n) => Some((None, n)),
+            Step::NeedMore => None,
+        }
+    }
+}
+
 /// Length of a message header: type byte + Int32 length.
 pub const HEADER_LEN: usize = 5;
 

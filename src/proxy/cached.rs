@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
 use tokio::sync::Notify;
-use tokio_postgres::NoTls;
 use tracing::{debug, info, warn};
 
 use crate::admin::{CacheSource, Metrics, PopulationLabels};
@@ -22,6 +21,7 @@ use crate::cache::{Capture, KeyRef, Limits, ResultCache, Written};
 use crate::catalog::{self, EffectivePath, Oid, RelKind, SearchPath, Snapshot};
 use crate::config::{CacheConfig, CacheMode, Config};
 use crate::protocol::frontend;
+use crate::sql::ast::ObjectName;
 use crate::sql::{
     self, Analyzer, Context as SqlContext, Session as SqlSession, StatementKind, Verdict, Writes,
 };
@@ -61,7 +61,6 @@ const PROBE_SQL: &str = "SELECT pg_catalog.current_setting('role') = 'none' \
     pg_catalog.current_setting('xmlbinary'), pg_catalog.current_setting('row_security'), \
     pg_catalog.current_setting('default_text_search_config'), \
     pg_catalog.current_setting('quote_all_identifiers'), \
-    pg_catalog.current_setting('client_min_messages'), \
     pg_catalog.current_setting('gin_fuzzy_search_limit'), \
     pg_catalog.current_setting('server_encoding'))";
 
@@ -106,8 +105,6 @@ pub(crate) struct CacheRuntime {
     config: CacheConfig,
     metrics: Arc<Metrics>,
     catalog: RwLock<Option<Arc<Catalog>>>,
-    /// DDL committed through the proxy: no new captures until the catalog
-    /// is reloaded (names may resolve differently now).
     /// The `ddl_epoch` the loaded catalog reflects (read before its load
     /// began); behind `ddl_epoch` = stale.
     loaded_epoch: AtomicU64,
@@ -146,8 +143,8 @@ impl CacheRuntime {
         let allow_statements = c
             .allow_statements
             .iter()
-            .filter_map(|s| match pg_query::fingerprint(s, pg_query::ParserOptions::DEFAULT, pg_query::FingerprintOptions::FULL_RELNAME) {
-                Ok(f) => Some(f.value),
+            .filter_map(|s| match fingerprint(s) {
+                Ok(f) => Some(f),
                 Err(e) => {
                     warn!(statement = %s, error = %e, "cache.allow_statements: statement does not parse; ignored");
                     None
@@ -219,8 +216,6 @@ impl CacheRuntime {
         *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(catalog));
     }
 
-    /// Keep the catalog loaded: at start, after DDL through the proxy, and
-    /// every few minutes. Also sweeps stale entries. Runs until aborted.
     /// Advance the cache's coarse clock every second. Runs until aborted.
     pub(crate) async fn clock(self: Arc<Self>) {
         let mut every = tokio::time::interval(Duration::from_secs(1));
@@ -230,6 +225,9 @@ impl CacheRuntime {
         }
     }
 
+    /// Keep the catalog loaded: at start, after catalog changes through the
+    /// proxy, and every five minutes. Also sweeps stale entries every
+    /// second while the catalog is loaded. Runs until aborted.
     pub(crate) async fn maintain(self: Arc<Self>, origin: crate::config::OriginConfig) {
         let mut backoff = Duration::from_millis(200);
         let mut sweep = tokio::time::interval(Duration::from_secs(1));
@@ -295,29 +293,46 @@ impl CacheRuntime {
             CacheMode::Auto => listed_tables && self.cache.sighted(shape),
             CacheMode::Explicit => {
                 (listed_tables && !self.config.allow_tables.is_empty())
-                    || pg_query::fingerprint(
-                        sql,
-                        pg_query::ParserOptions::DEFAULT,
-                        pg_query::FingerprintOptions::FULL_RELNAME,
-                    )
-                    .is_ok_and(|f| self.allow_statements.contains(&f.value))
+                    || fingerprint(sql).is_ok_and(|f| self.allow_statements.contains(&f))
             }
         }
     }
 }
 
+/// `key` := the key of simple query `sql` in settings class `class`.
+fn query_key(key: &mut Vec<u8>, class: u32, sql: &[u8]) {
+    key.clear();
+    key.push(b'Q');
+    key.extend_from_slice(&class.to_be_bytes());
+    key.extend_from_slice(sql);
+}
+
+/// `key` := the key of an execution of prepared statement number `stmt`
+/// in settings class `class`, with the Bind `tail` (parameters and result
+/// formats).
+fn execute_key(key: &mut Vec<u8>, class: u32, stmt: u64, tail: &[u8]) {
+    key.clear();
+    key.push(b'E');
+    key.extend_from_slice(&class.to_be_bytes());
+    key.extend_from_slice(&stmt.to_be_bytes());
+    key.extend_from_slice(tail);
+}
+
+/// What `cache.allow_statements` matches: the statement with its literal
+/// values left out, table names kept whole (the default fingerprint would
+/// take `orders_2024_01` and `orders_2024_02` for one table).
+fn fingerprint(sql: &str) -> Result<u64, pg_query::Error> {
+    pg_query::fingerprint(
+        sql,
+        pg_query::ParserOptions::DEFAULT,
+        pg_query::FingerprintOptions::FULL_RELNAME,
+    )
+    .map(|f| f.value)
+}
+
 async fn load_catalog(origin: &crate::config::OriginConfig) -> Result<Snapshot, String> {
     let pg = origin.pg_config().map_err(|e| e.to_string())?;
-    let limit = origin.connect_timeout.max(Duration::from_secs(1)) * 2;
-    let (client, connection) = tokio::time::timeout(limit, pg.connect(NoTls))
-        .await
-        .map_err(|_| format!("no answer within {} s", limit.as_secs()))?
-        .map_err(|e| e.to_string())?;
-    let conn = tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            debug!(error = %e, "catalog connection ended");
-        }
-    });
+    let (client, conn) = crate::check::connect_origin(&pg, origin.connect_timeout).await?;
     let loaded = catalog::load(&client, None)
         .await
         .map_err(|e| e.to_string());
@@ -447,6 +462,7 @@ pub(crate) struct SessionCache {
     req: Effects,
     inflight: VecDeque<Effects>,
     txn: Effects,
+    /// The last `ReadyForQuery` said idle (no transaction block).
     txn_idle: bool,
     /// Bumped whenever the settings may have changed; a probe answer read
     /// under an older epoch is thrown away.
@@ -462,7 +478,8 @@ pub(crate) struct SessionCache {
     /// Verdicts on prepared statements, by statement number, for the
     /// settings class and catalog they were reached under.
     verdicts: HashMap<u64, (u32, u64, Option<Arc<sql::Shape>>)>,
-    /// Last `ReadyForQuery` status was idle and this session's grants memo.
+    /// Grants this session saw, by shape: (coarse-clock deadline, the
+    /// `ddl_epoch` they were read under).
     grants: HashMap<u64, (u64, u64)>,
 }
 
@@ -618,10 +635,7 @@ impl SessionCache {
         let Some(sql) = frontend::query(msg) else {
             return false;
         };
-        self.key.clear();
-        self.key.push(b'Q');
-        self.key.extend_from_slice(&class.to_be_bytes());
-        self.key.extend_from_slice(sql);
+        query_key(&mut self.key, class, sql);
         let Some(entry) = self.rt.cache.get(KeyRef(&self.key)) else {
             return false;
         };
@@ -684,22 +698,8 @@ impl SessionCache {
         };
         self.account(sql, &kinds, cacheable.is_some(), catalog.as_deref());
         if let (Some(shape), Some(catalog), Some(ctx), true) = (&cacheable, &catalog, &ctx, quiet) {
-            self.rt.metrics.cache_misses.inc();
-            let capture = if !CacheRuntime::skip_hinted(sql)
-                && !self.rt.catalog_stale()
-                && self
-                    .rt
-                    .allowed(catalog, &shape.tables, sql, shape.fingerprint)
-            {
-                self.key.clear();
-                self.key.push(b'Q');
-                self.key.extend_from_slice(&ctx.class.to_be_bytes());
-                self.key.extend_from_slice(sql.as_bytes());
-                true
-            } else {
-                false
-            };
-            self.watch_request(shape, capture);
+            query_key(&mut self.key, ctx.class, sql.as_bytes());
+            self.watch_miss(catalog, shape, sql);
         }
         self.probe_after(quiet, &kinds)
     }
@@ -774,36 +774,7 @@ impl SessionCache {
             // A table without row-level security, immutable functions only.
             return;
         }
-        if kinds.iter().any(|k| {
-            !matches!(
-                k,
-                StatementKind::Select
-                    | StatementKind::SelectWithWrites
-                    | StatementKind::Execute
-                    | StatementKind::Cursor
-                    | StatementKind::Utility(_)
-                    | StatementKind::Insert
-                    | StatementKind::Update
-                    | StatementKind::Delete
-                    | StatementKind::Merge
-                    | StatementKind::Truncate
-                    | StatementKind::Copy { .. }
-                    | StatementKind::Transaction(_)
-                    | StatementKind::Show(_)
-                    | StatementKind::Explain
-                    | StatementKind::Listen
-                    | StatementKind::Unlisten
-                    | StatementKind::Notify
-                    | StatementKind::Set(_)
-                    | StatementKind::Reset(_)
-                    | StatementKind::Prepare
-                    | StatementKind::Deallocate
-                    | StatementKind::Discard { .. }
-                    | StatementKind::Lock
-            )
-        }) {
-            // DDL, DO, CALL, EXECUTE, cursors, utilities, anything unknown:
-            // the catalog may change too.
+        if kinds.iter().any(StatementKind::may_change_catalog) {
             self.req.ddl = true;
             self.maybe_temp = true;
         }
@@ -811,39 +782,30 @@ impl SessionCache {
         let functions = catalog.map_or(&empty, |c| &c.user_functions);
         let calls_code =
             sql.to_ascii_lowercase().contains("set_config") || sql::mentions_any(sql, functions);
-        let transactions_only = kinds
-            .iter()
-            .all(|k| matches!(k, StatementKind::Transaction(_)));
+        // The session's search_path, resolved once for this statement.
+        let path = catalog
+            .zip(self.ctx.as_ref())
+            .map(|(catalog, ctx)| ctx.search_path.effective(&catalog.snapshot, &ctx.role));
         let (writes, may_change_settings) = if kinds == [StatementKind::Select] {
             // Views, row-level security policies and functions can run
             // anything; a select of plain tables calling only built-ins
             // (other than set_config) changes nothing.
-            if !calls_code && self.plain_tables_only(sql, catalog) {
+            if !calls_code && self.plain_tables_only(sql, catalog, path.as_ref()) {
                 (Writes::Nothing, false)
             } else {
                 (Writes::Unknown, true)
             }
-        } else if transactions_only {
-            (sql::writes(sql, kinds, self.scs(), functions), false)
         } else {
+            let rows_only = kinds
+                .iter()
+                .all(|k| k.writes_rows() || matches!(k, StatementKind::Transaction(_)));
             let w = sql::writes(sql, kinds, self.scs(), functions);
-            let dml_only = kinds.iter().all(|k| {
-                matches!(
-                    k,
-                    StatementKind::Insert
-                        | StatementKind::Update
-                        | StatementKind::Delete
-                        | StatementKind::Merge
-                        | StatementKind::Truncate
-                        | StatementKind::Copy { .. }
-                        | StatementKind::Transaction(_)
-                )
-            });
-            (w, !dml_only || calls_code)
+            (w, !rows_only || calls_code)
         };
         // Names after a statement that may change the search_path resolve
         // through a path the proxy does not know.
-        let written = self.resolve(&writes, catalog, !may_change_settings);
+        let path = path.filter(|_| !may_change_settings);
+        let written = self.resolve(&writes, catalog, path.as_ref());
         if written.all && !matches!(writes, Writes::Nothing) && kinds != [StatementKind::Select] {
             // A write with side effects (triggers…) may change settings too.
             self.settings_changed();
@@ -860,9 +822,33 @@ impl SessionCache {
             .is_none_or(|c| c.standard_conforming_strings)
     }
 
+    /// The table `name` certainly denotes, through `path` when it is known.
+    fn lookup<'c>(
+        &self,
+        catalog: &'c Catalog,
+        path: Option<&EffectivePath>,
+        name: &ObjectName,
+    ) -> Option<&'c catalog::Table> {
+        let temp = self.ctx.as_ref().map_or(self.maybe_temp, |c| c.temp);
+        match path {
+            Some(path) => sql::lookup_table(&catalog.snapshot, path, temp, name).ok(),
+            // A qualified name does not depend on the path.
+            None if name.schema.is_some() => {
+                let no_path = SearchPath::from_values::<&str>(&[]).effective(&catalog.snapshot, "");
+                sql::lookup_table(&catalog.snapshot, &no_path, temp, name).ok()
+            }
+            None => None,
+        }
+    }
+
     /// Every relation `sql` names is an ordinary table without row-level
     /// security (so reading it runs no user code).
-    fn plain_tables_only(&self, sql: &str, catalog: Option<&Catalog>) -> bool {
+    fn plain_tables_only(
+        &self,
+        sql: &str,
+        catalog: Option<&Catalog>,
+        path: Option<&EffectivePath>,
+    ) -> bool {
         let Some(catalog) = catalog else {
             return false;
         };
@@ -876,35 +862,31 @@ impl SessionCache {
         };
         let snapshot = &catalog.snapshot;
         let plain = |t: &catalog::Table| t.kind == RelKind::Table && !t.row_security;
-        let path = self
-            .ctx
-            .as_ref()
-            .map(|ctx| ctx.search_path.effective(snapshot, &ctx.role));
-        parsed
-            .tables()
-            .iter()
-            .all(|name| match name.split_once('.') {
-                Some((schema, table)) if !table.contains('.') => snapshot
-                    .schema_by_name(schema)
-                    .and_then(|sc| snapshot.table_in(sc.oid, table))
-                    .is_some_and(plain),
-                Some(_) => false,
-                None => match &path {
-                    Some(path) => path
-                        .schemas()
-                        .find_map(|schema| snapshot.table_in(schema, name))
-                        .is_some_and(plain),
-                    // search_path unknown: plain whichever schema it is in,
-                    // unless the session may have temporary relations.
-                    None => {
-                        !self.maybe_temp && {
-                            let mut found =
-                                snapshot.tables().filter(|t| t.name == *name).peekable();
-                            found.peek().is_some() && found.all(plain)
-                        }
-                    }
+        parsed.tables().iter().all(|joined| {
+            // pg_query joins the name's parts with dots: a name that has
+            // more than one cannot be split back with certainty.
+            let name = match joined.split_once('.') {
+                Some((schema, table)) if !table.contains('.') => ObjectName {
+                    schema: Some(schema.to_owned()),
+                    name: table.to_owned(),
                 },
-            })
+                Some(_) => return false,
+                None => ObjectName {
+                    schema: None,
+                    name: joined.clone(),
+                },
+            };
+            match self.lookup(catalog, path, &name) {
+                Some(t) => plain(t),
+                // search_path unknown: plain whichever schema it is in,
+                // unless the session may have temporary relations.
+                None if path.is_none() && name.schema.is_none() && !self.maybe_temp => {
+                    let mut found = snapshot.tables().filter(|t| t.name == name.name).peekable();
+                    found.peek().is_some() && found.all(plain)
+                }
+                None => false,
+            }
+        })
     }
 
     fn unknown_effects(&mut self) {
@@ -919,41 +901,31 @@ impl SessionCache {
     }
 
     /// Writes to tables named in a statement → the tables they are.
-    /// Unqualified names resolve through the session's search_path only
-    /// when `path_known`.
-    fn resolve(&self, writes: &Writes, catalog: Option<&Catalog>, path_known: bool) -> Written {
-        let mut out = Written::default();
+    /// Unqualified names resolve only through a known `path`.
+    fn resolve(
+        &self,
+        writes: &Writes,
+        catalog: Option<&Catalog>,
+        path: Option<&EffectivePath>,
+    ) -> Written {
+        let all = Written {
+            tables: Vec::new(),
+            all: true,
+        };
         let names = match writes {
-            Writes::Nothing => return out,
-            Writes::Unknown => {
-                out.all = true;
-                return out;
-            }
+            Writes::Nothing => return Written::default(),
+            Writes::Unknown => return all,
             Writes::Tables(names) => names,
         };
-        let Some(catalog) = catalog else {
-            out.all = true;
-            return out;
+        // With the catalog not loaded, or behind a change through the
+        // proxy (a trigger or rule may have been created since), nothing
+        // is certain.
+        let Some(catalog) = catalog.filter(|_| !self.rt.catalog_stale()) else {
+            return all;
         };
-        if self.rt.catalog_stale() {
-            // A trigger or rule may have been created since the load.
-            out.all = true;
-            return out;
-        }
-        let snapshot = &catalog.snapshot;
-        for n in names {
-            let table = match &n.schema {
-                Some(s) => snapshot
-                    .schema_by_name(s)
-                    .and_then(|sc| snapshot.table_in(sc.oid, &n.name)),
-                None if path_known => self.ctx.as_ref().and_then(|ctx| {
-                    let path = ctx.search_path.effective(snapshot, &ctx.role);
-                    path.schemas()
-                        .find_map(|schema| snapshot.table_in(schema, &n.name))
-                }),
-                None => None,
-            };
-            match table {
+        let mut out = Written::default();
+        for name in names {
+            match self.lookup(catalog, path, name) {
                 Some(t)
                     if t.kind == RelKind::Table
                         && !t.has_children
@@ -962,10 +934,7 @@ impl SessionCache {
                 {
                     out.tables.push(t.oid)
                 }
-                _ => {
-                    out.all = true;
-                    return out;
-                }
+                _ => return all,
             }
         }
         out
@@ -1230,11 +1199,7 @@ impl SessionCache {
                     None => return false,
                 },
             };
-            self.key.clear();
-            self.key.push(b'E');
-            self.key.extend_from_slice(&class.to_be_bytes());
-            self.key.extend_from_slice(&stmt.id.to_be_bytes());
-            self.key.extend_from_slice(bind.tail);
+            execute_key(&mut self.key, class, stmt.id, bind.tail);
             let Some(entry) = self.rt.cache.get(KeyRef(&self.key)) else {
                 return false;
             };
@@ -1372,31 +1337,22 @@ impl SessionCache {
         let catalog = self.rt.catalog()?;
         let shape = self.stmt_cacheable(&stmt, Some(&catalog))?;
         let class = self.servable()?.class;
-        self.rt.metrics.cache_misses.inc();
-        let capture = if !CacheRuntime::skip_hinted(&stmt.sql)
-            && !self.rt.catalog_stale()
-            && self
-                .rt
-                .allowed(&catalog, &shape.tables, &stmt.sql, shape.fingerprint)
-        {
-            self.key.clear();
-            self.key.push(b'E');
-            self.key.extend_from_slice(&class.to_be_bytes());
-            self.key.extend_from_slice(&stmt.id.to_be_bytes());
-            self.key.extend_from_slice(b.tail);
-            true
-        } else {
-            false
-        };
-        self.watch_request(&shape, capture);
+        execute_key(&mut self.key, class, stmt.id, b.tail);
+        self.watch_miss(&catalog, &shape, &stmt.sql);
         Some(false)
     }
 
-    /// Watch the reply to a cacheable request just forwarded (for the grant
-    /// and the miss latency) and, when `capture`, claim `self.key` and copy
-    /// the reply for it.
-    fn watch_request(&mut self, shape: &sql::Shape, capture: bool) {
-        let capture = if capture {
+    /// A cacheable request whose key is in `self.key` was just forwarded:
+    /// watch its reply (for the grant and the miss latency) and capture it
+    /// when the statement may get an entry.
+    fn watch_miss(&mut self, catalog: &Catalog, shape: &sql::Shape, sql: &str) {
+        self.rt.metrics.cache_misses.inc();
+        let admitted = !CacheRuntime::skip_hinted(sql)
+            && !self.rt.catalog_stale()
+            && self
+                .rt
+                .allowed(catalog, &shape.tables, sql, shape.fingerprint);
+        let capture = if admitted {
             self.rt.cache.begin_capture(&self.key, &shape.tables)
         } else {
             None
@@ -1616,11 +1572,8 @@ impl SessionCache {
         // The role is part of the class: `$user` in the search_path, and
         // entries are never shared across roles.
         let class_text = format!(
-            "{role}\u{1e}{}\u{1e}{}\u{1e}{}\u{1e}{}",
+            "{role}\u{1e}{}\u{1e}{scs}\u{1e}{temp}\u{1e}{min_messages}\u{1e}{settings}",
             text_of(&search_path),
-            scs,
-            temp,
-            settings
         );
         let class = self.rt.cache.class_id(&class_text);
         if self.ctx.as_ref().is_none_or(|c| *c.role != *role) {

@@ -39,7 +39,7 @@ use super::cached::{self, HIT_BACKLOG, SessionCache};
 use super::origin::{self, OriginStream};
 use super::{Phase, Shared};
 use crate::protocol::ProtocolError;
-use crate::protocol::frame::{Direction, FrameScanner, Step, backend, frontend};
+use crate::protocol::frame::{Direction, FrameScanner, backend, frontend};
 use crate::protocol::message::{self, Severity};
 use crate::protocol::sqlstate::SqlState;
 use crate::protocol::startup::{self, CancelKey, StartupPacket};
@@ -572,11 +572,8 @@ impl Relay<'_> {
         let mut pos = 0;
         loop {
             let step = self.from_client.next(&buf[pos..], |_| false)?;
-            let (tag, n) = match step {
-                Step::Message { tag, len } => (Some(tag), len),
-                Step::Start { tag, avail } => (Some(tag), avail),
-                Step::Body(n) => (None, n),
-                Step::NeedMore => return Ok(pos),
+            let Some((tag, n)) = step.span() else {
+                return Ok(pos);
             };
             match tag {
                 Some(frontend::QUERY | frontend::FUNCTION_CALL) => {
@@ -623,11 +620,8 @@ impl Relay<'_> {
                 return Ok(pos);
             }
             let step = self.from_client.next(&buf[pos..], cached_whole)?;
-            let (tag, n) = match step {
-                Step::Message { tag, len } => (Some(tag), len),
-                Step::Start { tag, avail } => (Some(tag), avail),
-                Step::Body(n) => (None, n),
-                Step::NeedMore => return Ok(pos),
+            let Some((tag, n)) = step.span() else {
+                return Ok(pos);
             };
             let msg = &buf[pos..pos + n];
             let idle = self.idle();
@@ -733,11 +727,8 @@ impl Relay<'_> {
                     return pos;
                 }
             };
-            let (tag, n) = match step {
-                Step::Message { tag, len } => (Some(tag), len),
-                Step::Start { tag, avail } => (Some(tag), avail),
-                Step::Body(n) => (None, n),
-                Step::NeedMore => return pos,
+            let Some((tag, n)) = step.span() else {
+                return pos;
             };
             if let Some(tag) = tag {
                 if let Some(sc) = self.cache.as_mut()
@@ -804,11 +795,8 @@ impl Relay<'_> {
                     return pos;
                 }
             };
-            let (tag, n) = match step {
-                Step::Message { tag, len } => (Some(tag), len),
-                Step::Start { tag, avail } => (Some(tag), avail),
-                Step::Body(n) => (None, n),
-                Step::NeedMore => return pos,
+            let Some((tag, n)) = step.span() else {
+                return pos;
             };
             match tag {
                 Some(backend::BACKEND_KEY_DATA) => {

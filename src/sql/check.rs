@@ -249,7 +249,20 @@ fn resolve_table<'s>(
     ctx: &Context<'s>,
     path: &EffectivePath,
 ) -> Result<&'s Table, Reason> {
-    let snapshot = ctx.snapshot;
+    lookup_table(ctx.snapshot, path, ctx.has_temp_objects, name)
+}
+
+/// The table `name` denotes for a session with `path` (and temporary
+/// objects, when `has_temp_objects`), when that is certain: a name found in
+/// several schemas of the path is refused, as which one PostgreSQL uses
+/// depends on the user's schema privileges. Shared by the cacheability
+/// check and the proxy's accounting of writes.
+pub fn lookup_table<'s>(
+    snapshot: &'s Snapshot,
+    path: &EffectivePath,
+    has_temp_objects: bool,
+    name: &ObjectName,
+) -> Result<&'s Table, Reason> {
     if let Some(schema) = &name.schema {
         if schema == "pg_temp" || schema.starts_with("pg_temp_") {
             return Err(Reason::TemporaryTable(name.to_string()));
@@ -261,7 +274,7 @@ fn resolve_table<'s>(
             .table_in(s.oid, &name.name)
             .ok_or_else(|| Reason::UnknownTable(name.to_string()));
     }
-    if ctx.has_temp_objects {
+    if has_temp_objects {
         return Err(Reason::SessionTempObjects(name.name.clone()));
     }
     let found: Vec<&Table> = path

@@ -100,6 +100,45 @@ pub enum SetValue {
 }
 
 impl StatementKind {
+    /// Writes rows of tables, and nothing of the schema.
+    pub fn writes_rows(&self) -> bool {
+        matches!(
+            self,
+            StatementKind::Insert
+                | StatementKind::Update
+                | StatementKind::Delete
+                | StatementKind::Merge
+                | StatementKind::Truncate
+                | StatementKind::Copy { .. }
+        )
+    }
+
+    /// May change the catalog (relations, functions, privileges): DDL,
+    /// `SELECT INTO`, `DO`, `CALL`, and whatever is not known not to.
+    pub fn may_change_catalog(&self) -> bool {
+        !(self.writes_rows()
+            || matches!(
+                self,
+                StatementKind::Select
+                    | StatementKind::SelectWithWrites
+                    | StatementKind::Execute
+                    | StatementKind::Cursor
+                    | StatementKind::Utility(_)
+                    | StatementKind::Transaction(_)
+                    | StatementKind::Show(_)
+                    | StatementKind::Explain
+                    | StatementKind::Listen
+                    | StatementKind::Unlisten
+                    | StatementKind::Notify
+                    | StatementKind::Set(_)
+                    | StatementKind::Reset(_)
+                    | StatementKind::Prepare
+                    | StatementKind::Deallocate
+                    | StatementKind::Discard { .. }
+                    | StatementKind::Lock
+            ))
+    }
+
     /// Whether the statement may change data or schema at the origin.
     pub fn writes(&self) -> bool {
         match self {

@@ -41,9 +41,9 @@ mod tests;
 pub use analyzer::{
     Analysis, AnalysisPath, Analyzer, Cacheable, Session, Verdict, analyze_uncached, parse,
 };
-pub use check::{Context, Maintenance};
+pub use check::{Context, Maintenance, lookup_table};
 pub use kind::StatementKind;
 pub use reason::Reason;
 pub use session::SearchPathTracker;
 pub use shape::{ParamValue, Shape};
-pub use writes::{TableName, Writes, mentions_any, writes};
+pub use writes::{Writes, mentions_any, writes};

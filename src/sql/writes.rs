@@ -14,20 +14,14 @@ use pg_query::NodeEnum;
 use pg_query::ParserOptions;
 use pg_query::protobuf::RangeVar;
 
+use super::ast::ObjectName;
 use super::kind::{StatementKind, TransactionKind};
 
-/// A table named by a write, as written (not yet resolved).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableName {
-    pub schema: Option<String>,
-    pub name: String,
-}
-
-/// What a statement may write.
+/// What a statement may write: tables as named (not yet resolved).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Writes {
     Nothing,
-    Tables(Vec<TableName>),
+    Tables(Vec<ObjectName>),
     Unknown,
 }
 
@@ -153,8 +147,8 @@ fn statement_writes(node: &NodeEnum) -> Writes {
     }
 }
 
-fn name_of(r: &RangeVar) -> TableName {
-    TableName {
+fn name_of(r: &RangeVar) -> ObjectName {
+    ObjectName {
         schema: (!r.schemaname.is_empty()).then(|| r.schemaname.clone()),
         name: r.relname.clone(),
     }
@@ -204,8 +198,8 @@ mod tests {
         writes(sql, &kinds, true, &functions)
     }
 
-    fn t(schema: Option<&str>, name: &str) -> TableName {
-        TableName {
+    fn t(schema: Option<&str>, name: &str) -> ObjectName {
+        ObjectName {
             schema: schema.map(str::to_owned),
             name: name.to_owned(),
         }
