@@ -59,6 +59,24 @@ pub struct Metrics {
     /// Origin catalog loads completed (at start, after DDL through the proxy,
     /// periodically); caching starts after the first.
     pub cache_catalog_loads: Counter,
+    /// The change stream is connected and streaming (1) or not (0).
+    pub cdc_stream_up: Gauge,
+    /// Cached results are being served (1): the stream is up and within
+    /// `cdc.max_lag` of the origin. 0: every statement is forwarded.
+    pub cdc_serving: Gauge,
+    /// WAL position (bytes) through which every committed change has been applied.
+    pub cdc_applied_lsn: Gauge,
+    /// The origin's WAL insert position as last read (bytes).
+    pub cdc_origin_lsn: Gauge,
+    /// How long the oldest origin position not yet applied has been known.
+    pub cdc_lag_seconds: Gauge<f64, AtomicU64>,
+    /// Transactions and row changes applied.
+    pub cdc_transactions: Counter,
+    pub cdc_changes: Counter,
+    /// Times the change stream was (re)started after the first.
+    pub cdc_restarts: Counter,
+    /// Commit time of the last applied transaction (Unix seconds, origin clock).
+    pub cdc_last_commit_timestamp_seconds: Gauge<f64, AtomicU64>,
     /// Reads the cache's own counters at scrape time.
     cache_source: OnceLock<Arc<dyn CacheSource>>,
     evictions_seen: AtomicU64,
@@ -107,6 +125,15 @@ impl Metrics {
             cache_hit_duration: Histogram::new(exponential_buckets(1e-6, 3.0, 14)),
             cache_miss_duration: Histogram::new(exponential_buckets(1e-5, 3.0, 14)),
             cache_catalog_loads: Counter::default(),
+            cdc_stream_up: Gauge::default(),
+            cdc_serving: Gauge::default(),
+            cdc_applied_lsn: Gauge::default(),
+            cdc_origin_lsn: Gauge::default(),
+            cdc_lag_seconds: Gauge::default(),
+            cdc_transactions: Counter::default(),
+            cdc_changes: Counter::default(),
+            cdc_restarts: Counter::default(),
+            cdc_last_commit_timestamp_seconds: Gauge::default(),
             cache_source: OnceLock::new(),
             evictions_seen: AtomicU64::new(0),
             registry: Registry::default(),
@@ -205,6 +232,51 @@ impl Metrics {
             "cache_catalog_loads",
             "Origin catalog loads completed (caching starts after the first)",
             m.cache_catalog_loads.clone(),
+        );
+        registry.register(
+            "cdc_stream_up",
+            "The change stream is connected and streaming",
+            m.cdc_stream_up.clone(),
+        );
+        registry.register(
+            "cdc_serving",
+            "Cached results are served (stream up and within cdc.max_lag); 0 forwards everything",
+            m.cdc_serving.clone(),
+        );
+        registry.register(
+            "cdc_applied_lsn",
+            "WAL position through which every committed change has been applied",
+            m.cdc_applied_lsn.clone(),
+        );
+        registry.register(
+            "cdc_origin_lsn",
+            "The origin's WAL insert position as last read",
+            m.cdc_origin_lsn.clone(),
+        );
+        registry.register(
+            "cdc_lag_seconds",
+            "How long the oldest origin WAL position not yet applied has been known",
+            m.cdc_lag_seconds.clone(),
+        );
+        registry.register(
+            "cdc_transactions",
+            "Committed transactions applied from the change stream",
+            m.cdc_transactions.clone(),
+        );
+        registry.register(
+            "cdc_changes",
+            "Row changes applied from the change stream (a truncate counts once per table)",
+            m.cdc_changes.clone(),
+        );
+        registry.register(
+            "cdc_restarts",
+            "Times the change stream was restarted after a failure (cached results dropped each time)",
+            m.cdc_restarts.clone(),
+        );
+        registry.register(
+            "cdc_last_commit_timestamp_seconds",
+            "Commit time (origin clock, Unix seconds) of the last applied transaction",
+            m.cdc_last_commit_timestamp_seconds.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -29,3 +29,5 @@ mod cache_behaviour;
 mod cache_exact;
 mod cache_hits;
 mod cache_redteam;
+
+mod cdc;

@@ -16,12 +16,20 @@
 //! - **Admission** counts sightings of a shape (`cache.admit_after`).
 //! - **Grants** remember that the origin executed a shape for a role.
 //! - **Single flight**: one capture per key at a time.
+//! - **Fence** (when the change stream runs, [`Limits::fenced`]): a captured
+//!   reply shows the origin as of its own snapshot, which may be ahead of the
+//!   change stream's applied position. It is stored *pending* and served
+//!   only once the applier has passed a WAL position read after the capture
+//!   finished ([`ResultCache::take_pending`], [`Entry::settle`]), so every
+//!   served result shows the origin as of the applied position: readers
+//!   never mix two points in time. Nothing is served while the stream is
+//!   down or too far behind ([`ResultCache::set_serving`]).
 
 pub mod response;
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher, RandomState};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -80,6 +88,9 @@ pub struct Dependencies {
     tables: Box<[(usize, u64)]>,
 }
 
+/// `ready_at` of an entry waiting for its fence position.
+const PENDING: u64 = u64::MAX;
+
 /// One cached result.
 #[derive(Debug)]
 pub struct Entry {
@@ -88,6 +99,9 @@ pub struct Entry {
     pub result: CapturedResult,
     deps: Dependencies,
     weight: u64,
+    /// The applied position (LSN) from which the entry may be served;
+    /// [`PENDING`] until its fence position is known.
+    ready_at: AtomicU64,
 }
 
 impl Entry {
@@ -98,12 +112,23 @@ impl Entry {
             result,
             deps,
             weight,
+            ready_at: AtomicU64::new(0),
         }
     }
 
     /// Bytes this entry counts against `cache.max_memory`.
     pub fn weight(&self) -> u64 {
         self.weight
+    }
+
+    /// The entry may be served once the applier has passed `lsn`, a WAL
+    /// position read from the origin after the entry's capture finished.
+    pub fn settle(&self, lsn: u64) {
+        self.ready_at.store(lsn, Ordering::Release);
+    }
+
+    fn pending(&self) -> bool {
+        self.ready_at.load(Ordering::Acquire) == PENDING
     }
 }
 
@@ -217,6 +242,9 @@ pub struct Limits {
     pub max_result_size: u64,
     pub admit_after: u32,
     pub role_ttl: Duration,
+    /// A change stream maintains the cache: entries wait for their fence
+    /// and nothing is served unless [`ResultCache::set_serving`] allows it.
+    pub fenced: bool,
 }
 
 /// The shared result cache.
@@ -237,6 +265,55 @@ pub struct ResultCache {
     coarse: AtomicU64,
     started: Instant,
     limits: Limits,
+    /// Entries may be served (always, unless fenced).
+    serving: AtomicBool,
+    /// The change stream's applied position (LSN).
+    applied: AtomicU64,
+    /// Entries stored and tickets issued since the last [`Self::take_waiting`].
+    pending: Mutex<Waiting>,
+}
+
+/// A session's promise to read nothing from the cache that is older than
+/// its own last write: settled with a WAL position read after that write
+/// committed; passed once the applier is there.
+#[derive(Debug)]
+pub struct Ticket(AtomicU64);
+
+impl Ticket {
+    /// The applier has passed the ticket's position.
+    pub fn passed(&self, applied: u64) -> bool {
+        self.0.load(Ordering::Acquire) <= applied
+    }
+}
+
+/// What waits for a fence position: entries captured and tickets issued
+/// before [`ResultCache::take_waiting`] was called.
+#[derive(Debug, Default)]
+pub struct Waiting {
+    entries: Vec<Arc<Entry>>,
+    tickets: Vec<Arc<Ticket>>,
+}
+
+impl Waiting {
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty() && self.tickets.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len() + self.tickets.len()
+    }
+
+    /// Everything waiting becomes servable (passed) once the applier has
+    /// passed `lsn`, a WAL position read from the origin after the call to
+    /// [`ResultCache::take_waiting`] that returned this.
+    pub fn settle(self, lsn: u64) {
+        for e in self.entries {
+            e.settle(lsn);
+        }
+        for t in self.tickets {
+            t.0.store(lsn, Ordering::Release);
+        }
+    }
 }
 
 impl ResultCache {
@@ -266,8 +343,69 @@ impl ResultCache {
             stale: AtomicU64::new(0),
             coarse: AtomicU64::new(0),
             started: Instant::now(),
+            serving: AtomicBool::new(!limits.fenced),
+            applied: AtomicU64::new(0),
+            pending: Mutex::new(Waiting::default()),
             limits,
         }
+    }
+
+    /// Allow or stop serving entries (the change stream is up and caught
+    /// up, or not). Without a change stream, serving is always on.
+    pub fn set_serving(&self, on: bool) {
+        self.serving
+            .store(on || !self.limits.fenced, Ordering::Release);
+    }
+
+    pub fn serving(&self) -> bool {
+        self.serving.load(Ordering::Acquire)
+    }
+
+    /// The change stream applied everything up to `lsn`: every commit
+    /// before it has been through [`Self::invalidate`]. Never moves back.
+    pub fn advance(&self, lsn: u64) {
+        self.applied.fetch_max(lsn, Ordering::AcqRel);
+    }
+
+    /// The change stream's applied position.
+    pub fn applied(&self) -> u64 {
+        self.applied.load(Ordering::Acquire)
+    }
+
+    /// Entries stored and tickets issued since the last call, to be
+    /// settled with a WAL position read after this call.
+    pub fn take_waiting(&self) -> Waiting {
+        std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Put back what [`Self::take_waiting`] returned, unsettled (the
+    /// position could not be read).
+    pub fn requeue(&self, waiting: Waiting) {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending.entries.extend(waiting.entries);
+        pending.tickets.extend(waiting.tickets);
+    }
+
+    /// Whether anything waits for a fence position.
+    pub fn has_waiting(&self) -> bool {
+        !self
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+
+    /// A ticket for a session that just committed a write whose tables are
+    /// not known: it reads from the cache again once the ticket has
+    /// [`passed`](Ticket::passed).
+    pub fn ticket(&self) -> Arc<Ticket> {
+        let ticket = Arc::new(Ticket(AtomicU64::new(PENDING)));
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .tickets
+            .push(Arc::clone(&ticket));
+        ticket
     }
 
     pub fn limits(&self) -> &Limits {
@@ -303,9 +441,18 @@ impl ResultCache {
         id
     }
 
-    /// A fresh entry for `key`, if any. A stale one is removed.
+    /// A fresh entry for `key` that may be served now, if any. A stale one
+    /// is removed.
     pub fn get(&self, key: KeyRef<'_>) -> Option<Arc<Entry>> {
+        if !self.serving() {
+            return None;
+        }
         let entry = self.entries.get(&key)?;
+        // Applied position first: the invalidations of every commit before
+        // it are visible to the generation check below.
+        if entry.ready_at.load(Ordering::Acquire) > self.applied() {
+            return None;
+        }
         if self.generations.fresh(&entry.deps) {
             return Some(entry);
         }
@@ -335,6 +482,15 @@ impl ResultCache {
     /// Claim the capture of `key` (single flight). `None` when another
     /// session is capturing it already.
     pub fn begin_capture(&self, key: &[u8], tables: &[Oid]) -> Option<Capture> {
+        if self.limits.fenced
+            && self
+                .entries
+                .get(&KeyRef(key))
+                .is_some_and(|e| e.pending() && self.generations.fresh(&e.deps))
+        {
+            // Captured already, waiting for its fence.
+            return None;
+        }
         let key = Key::new(key);
         let mut populating = self.populating.lock().unwrap_or_else(|p| p.into_inner());
         if !populating.insert(key.clone()) {
@@ -362,9 +518,18 @@ impl ResultCache {
         }
         let weight = entry.weight;
         let rows = entry.result.row_count as i64;
+        let entry = Arc::new(entry);
+        if self.limits.fenced {
+            entry.ready_at.store(PENDING, Ordering::Release);
+            self.pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entries
+                .push(Arc::clone(&entry));
+        }
         self.remove(&KeyRef(capture.key.as_bytes()));
         self.counters.rows.fetch_add(rows, Ordering::Relaxed);
-        self.entries.insert(capture.key, Arc::new(entry));
+        self.entries.insert(capture.key, entry);
         Some(weight)
     }
 
@@ -457,10 +622,15 @@ impl ResultCache {
         self.entries.weight()
     }
 
-    /// Forget every entry (tests, and a lost change stream later on).
+    /// Forget every entry, and every capture under way (a change stream
+    /// (re)started: what happened before it is not known).
     pub fn clear(&self) {
         self.generations.global.fetch_add(1, Ordering::AcqRel);
         self.entries.clear();
+        let waiting = self.take_waiting();
+        // Tickets stay valid: they wait for a position, not for entries.
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending.tickets.extend(waiting.tickets);
         self.counters.rows.store(0, Ordering::Relaxed);
     }
 }

@@ -8,7 +8,17 @@ fn limits(max_memory: u64) -> Limits {
         max_result_size: max_memory,
         admit_after: 2,
         role_ttl: Duration::from_secs(60),
+        fenced: false,
     }
+}
+
+fn fenced() -> ResultCache {
+    let cache = ResultCache::new(Limits {
+        fenced: true,
+        ..limits(1 << 20)
+    });
+    cache.set_serving(true);
+    cache
 }
 
 fn result(rows: usize, row_len: usize) -> CapturedResult {
@@ -164,4 +174,94 @@ fn grant_deadlines_on_the_coarse_clock() {
     // role_ttl is 60 s: the deadline is at most that far, rounded down.
     assert!(until <= cache.coarse_now() + 60);
     assert!(until >= cache.coarse_now() + 58);
+}
+
+#[test]
+fn fenced_entry_waits_for_its_position() {
+    let cache = fenced();
+    cache.advance(100);
+    fill(&cache, b"k", &[Oid(1)], 1);
+    // Stored, but no fence position yet.
+    assert!(cache.get(KeyRef(b"k")).is_none());
+    assert_eq!(cache.entry_count(), 1);
+    // Not captured again while it waits.
+    assert!(cache.begin_capture(b"k", &[Oid(1)]).is_none());
+    let pending = cache.take_waiting();
+    assert_eq!(pending.len(), 1);
+    assert!(cache.take_waiting().is_empty());
+    pending.settle(150);
+    assert!(cache.get(KeyRef(b"k")).is_none(), "applied 100 < 150");
+    cache.advance(149);
+    assert!(cache.get(KeyRef(b"k")).is_none());
+    cache.advance(150);
+    assert!(cache.get(KeyRef(b"k")).is_some());
+    // The applied position never moves back.
+    cache.advance(120);
+    assert_eq!(cache.applied(), 150);
+}
+
+#[test]
+fn fenced_entry_invalidated_while_pending_is_never_served() {
+    let cache = fenced();
+    fill(&cache, b"k", &[Oid(1)], 1);
+    cache.invalidate(&Written {
+        tables: vec![Oid(1)],
+        all: false,
+    });
+    cache.take_waiting().settle(10);
+    cache.advance(10);
+    assert!(cache.get(KeyRef(b"k")).is_none());
+    // A stale pending entry does not block a new capture.
+    assert!(cache.begin_capture(b"k", &[Oid(1)]).is_some());
+}
+
+#[test]
+fn nothing_served_while_not_serving() {
+    let cache = fenced();
+    fill(&cache, b"k", &[Oid(1)], 1);
+    cache.take_waiting().settle(0);
+    assert!(cache.get(KeyRef(b"k")).is_some());
+    cache.set_serving(false);
+    assert!(cache.get(KeyRef(b"k")).is_none());
+    cache.set_serving(true);
+    assert!(cache.get(KeyRef(b"k")).is_some());
+}
+
+#[test]
+fn unfenced_cache_always_serves() {
+    let cache = ResultCache::new(limits(1 << 20));
+    cache.set_serving(false);
+    fill(&cache, b"k", &[Oid(1)], 1);
+    assert!(cache.take_waiting().is_empty());
+    assert!(cache.get(KeyRef(b"k")).is_some());
+}
+
+#[test]
+fn clear_drops_pending_and_captures_under_way() {
+    let cache = fenced();
+    fill(&cache, b"a", &[Oid(1)], 1);
+    let under_way = cache.begin_capture(b"b", &[Oid(2)]).unwrap();
+    let ticket = cache.ticket();
+    cache.clear();
+    let waiting = cache.take_waiting();
+    assert_eq!(waiting.len(), 1, "the ticket, not the entry");
+    waiting.settle(5);
+    assert!(!ticket.passed(4));
+    assert!(ticket.passed(5));
+    assert_eq!(cache.entry_count(), 0);
+    cache.finish_capture(under_way, 7, result(1, 10)).unwrap();
+    cache.take_waiting().settle(0);
+    assert!(cache.get(KeyRef(b"b")).is_none(), "began before the clear");
+}
+
+#[test]
+fn ticket_passes_once_settled_and_applied() {
+    let cache = fenced();
+    let ticket = cache.ticket();
+    assert!(!ticket.passed(u64::MAX - 1), "unsettled");
+    assert!(cache.has_waiting());
+    cache.take_waiting().settle(42);
+    assert!(!cache.has_waiting());
+    assert!(!ticket.passed(41));
+    assert!(ticket.passed(42));
 }

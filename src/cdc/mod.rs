@@ -18,15 +18,18 @@
 //! (that is the applier's job) nor guess at a value the stream did not send
 //! (an unchanged TOASTed column stays [`pgoutput::ColumnValue::UnchangedToast`]).
 
+pub mod apply;
 mod error;
 #[cfg(test)]
 mod fixtures;
 pub mod pgoutput;
 mod reader;
 pub mod replication;
+mod stream;
 #[cfg(test)]
 mod tests;
 mod wal;
 
 pub use error::DecodeError;
+pub use stream::{Target, run};
 pub use wal::{Lsn, LsnParseError, Timestamp, Xid};

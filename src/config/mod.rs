@@ -33,6 +33,8 @@ pub struct Config {
     pub admin: AdminConfig,
     /// The result cache.
     pub cache: CacheConfig,
+    /// Change data capture: how cached results follow changes on the origin.
+    pub cdc: CdcConfig,
 }
 
 /// Where the origin is and how the proxy's own connections (check, CDC, population)
@@ -138,6 +140,39 @@ pub struct CacheConfig {
     pub role_ttl: Duration,
 }
 
+/// How cached results learn about changes on the origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CdcMode {
+    /// When the cache is on, follow the origin's logical replication stream so
+    /// cached results follow every committed change, including writes that do
+    /// not pass through the proxy; cached results are served only while the
+    /// stream is up and caught up.
+    On,
+    /// No change stream; only writes that pass through the proxy invalidate
+    /// cached results (writes made elsewhere are not seen: use only when every
+    /// writer goes through the proxy).
+    Off,
+}
+
+/// Change data capture.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CdcConfig {
+    pub mode: CdcMode,
+    /// Publication the change stream reads. Created `FOR ALL TABLES` when
+    /// missing (needs a superuser or a role allowed to create it); an existing
+    /// publication is used as it is, and only tables it publishes are cached.
+    pub publication: String,
+    /// A named persistent replication slot, created when missing; `None` (an
+    /// empty `cdc.slot`) uses a temporary slot with a generated name, dropped
+    /// by the server when the proxy's replication connection ends.
+    pub slot: Option<String>,
+    /// When the change stream is further behind the origin than this (or is
+    /// down), nothing is served from cache: every statement is forwarded until
+    /// the stream has caught up.
+    pub max_lag: Duration,
+}
+
 // ---------------------------------------------------------------------------
 // Defaults
 // ---------------------------------------------------------------------------
@@ -153,6 +188,11 @@ pub const DEFAULT_CONFIG_FILE: &str = "pgcache.toml";
 pub const MIN_MESSAGE_SIZE: u64 = 1 << 10;
 /// Largest accepted `limits.max_message_size` (1 GiB).
 pub const MAX_MESSAGE_SIZE: u64 = 1 << 30;
+/// Default `cdc.publication`.
+pub const DEFAULT_CDC_PUBLICATION: &str = "pgcache";
+/// Longest PostgreSQL name (publication, replication slot), in bytes
+/// (`NAMEDATALEN - 1`).
+pub const MAX_NAME_LENGTH: usize = 63;
 
 impl Default for Config {
     fn default() -> Self {
@@ -164,6 +204,18 @@ impl Default for Config {
             shutdown: ShutdownConfig::default(),
             admin: AdminConfig::default(),
             cache: CacheConfig::default(),
+            cdc: CdcConfig::default(),
+        }
+    }
+}
+
+impl Default for CdcConfig {
+    fn default() -> Self {
+        Self {
+            mode: CdcMode::On,
+            publication: DEFAULT_CDC_PUBLICATION.to_owned(),
+            slot: None,
+            max_lag: Duration::from_secs(5),
         }
     }
 }
@@ -265,6 +317,15 @@ impl fmt::Display for CacheMode {
     }
 }
 
+impl fmt::Display for CdcMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CdcMode::On => "on",
+            CdcMode::Off => "off",
+        })
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Keys
 // ---------------------------------------------------------------------------
@@ -294,9 +355,13 @@ pub const KEYS: &[&str] = &[
     "cache.max_memory",
     "cache.max_result_size",
     "cache.role_ttl",
+    "cdc.mode",
+    "cdc.publication",
+    "cdc.slot",
+    "cdc.max_lag",
 ];
 
-/// Tables of the file. `cdc` is reserved: accepted, but only empty.
+/// Tables of the file.
 pub const SECTIONS: &[&str] = &[
     "origin", "limits", "log", "shutdown", "admin", "cache", "cdc",
 ];
@@ -547,6 +612,38 @@ pub const KEY_SPECS: &[KeySpec] = &[
         ValueKind::Duration,
         "How long the origin's success for a role lets that role be served cached results",
     ),
+    spec(
+        "cdc.mode",
+        "PGCACHE_CDC_MODE",
+        "--cdc-mode",
+        "on|off",
+        ValueKind::Text,
+        "Follow the origin's change stream (on), or see only writes made through the proxy (off)",
+    ),
+    spec(
+        "cdc.publication",
+        "PGCACHE_CDC_PUBLICATION",
+        "--cdc-publication",
+        "NAME",
+        ValueKind::Text,
+        "Publication the change stream reads; created FOR ALL TABLES when missing",
+    ),
+    spec(
+        "cdc.slot",
+        "PGCACHE_CDC_SLOT",
+        "--cdc-slot",
+        "NAME",
+        ValueKind::Text,
+        "Persistent replication slot, created when missing; empty uses a temporary slot",
+    ),
+    spec(
+        "cdc.max_lag",
+        "PGCACHE_CDC_MAX_LAG",
+        "--cdc-max-lag",
+        "DURATION",
+        ValueKind::Duration,
+        "Change-stream lag (or outage) beyond which nothing is served from cache",
+    ),
 ];
 
 /// The spec of a dotted key, if it is one.
@@ -598,6 +695,10 @@ impl Config {
             "cache.max_memory" => units::format_size(self.cache.max_memory),
             "cache.max_result_size" => units::format_size(self.cache.max_result_size),
             "cache.role_ttl" => units::format_duration(self.cache.role_ttl),
+            "cdc.mode" => self.cdc.mode.to_string(),
+            "cdc.publication" => self.cdc.publication.clone(),
+            "cdc.slot" => optional(self.cdc.slot.clone()),
+            "cdc.max_lag" => units::format_duration(self.cdc.max_lag),
             _ => return None,
         })
     }

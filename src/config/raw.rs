@@ -11,9 +11,9 @@ use tracing_subscriber::EnvFilter;
 
 use super::units::{self, RawDuration, RawSize};
 use super::{
-    AdminConfig, CacheConfig, CacheMode, Config, ConfigError, KEYS, LimitsConfig, LogConfig,
-    LogFormat, MAX_MESSAGE_SIZE, MIN_MESSAGE_SIZE, OriginConfig, Override, OverrideSource,
-    SECTIONS, ShutdownConfig, Source, ValueKind, key_spec,
+    AdminConfig, CacheConfig, CacheMode, CdcConfig, CdcMode, Config, ConfigError, KEYS,
+    LimitsConfig, LogConfig, LogFormat, MAX_MESSAGE_SIZE, MAX_NAME_LENGTH, MIN_MESSAGE_SIZE,
+    OriginConfig, Override, OverrideSource, SECTIONS, ShutdownConfig, Source, ValueKind, key_spec,
 };
 
 /// The configuration file being loaded.
@@ -32,7 +32,7 @@ struct RawConfig {
     shutdown: RawShutdown,
     admin: RawAdmin,
     cache: RawCache,
-    cdc: Reserved,
+    cdc: RawCdc,
 }
 
 #[derive(Deserialize, Default)]
@@ -87,10 +87,14 @@ struct RawCache {
     role_ttl: Option<RawDuration>,
 }
 
-/// `[cdc]`: reserved for later; only an empty table is accepted.
 #[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields, expecting = "an empty table (reserved section)")]
-struct Reserved {}
+#[serde(deny_unknown_fields, default, expecting = "the [cdc] table")]
+struct RawCdc {
+    mode: Option<CdcMode>,
+    publication: Option<String>,
+    slot: Option<String>,
+    max_lag: Option<RawDuration>,
+}
 
 /// Remembers where each value came from, to name it in errors.
 struct Origins<'a> {
@@ -255,11 +259,6 @@ fn hint(unknown: &str) -> Option<String> {
         Some((section, leaf)) => (Some(section), leaf),
         None => (None, unknown),
     };
-    if let Some(section @ "cdc") = section {
-        return Some(format!(
-            "the [{section}] section is reserved and takes no keys yet"
-        ));
-    }
     // Close spelling within the same scope: keys of the section, or top-level
     // keys and section names.
     let candidates: Vec<String> = match section {
@@ -364,7 +363,7 @@ fn validate(raw: RawConfig, origins: &Origins<'_>) -> Result<Config, ConfigError
         shutdown,
         admin,
         cache,
-        cdc: _,
+        cdc,
     } = raw;
 
     let listen = listen.unwrap_or(defaults.listen);
@@ -472,6 +471,7 @@ fn validate(raw: RawConfig, origins: &Origins<'_>) -> Result<Config, ConfigError
             listen: admin_listen,
         },
         cache: cache_config(cache, defaults.cache, origins)?,
+        cdc: cdc_config(cdc, defaults.cdc, origins)?,
     })
 }
 
@@ -553,6 +553,67 @@ fn cache_config(
         max_result_size,
         role_ttl,
     })
+}
+
+fn cdc_config(
+    raw: RawCdc,
+    defaults: CdcConfig,
+    origins: &Origins<'_>,
+) -> Result<CdcConfig, ConfigError> {
+    let publication = raw.publication.unwrap_or(defaults.publication);
+    if publication.is_empty() {
+        return Err(origins.invalid("cdc.publication", "must not be empty"));
+    }
+    check_name(&publication, "publication", false)
+        .map_err(|m| origins.invalid("cdc.publication", m))?;
+    let slot = match raw.slot {
+        None => defaults.slot,
+        Some(slot) if slot.is_empty() => None,
+        Some(slot) => {
+            check_name(&slot, "replication slot", true).map_err(|m| {
+                origins.invalid("cdc.slot", format!("{m} (or empty for a temporary slot)"))
+            })?;
+            Some(slot)
+        }
+    };
+    let max_lag = nonzero(raw.max_lag, defaults.max_lag, "cdc.max_lag", origins)?;
+    Ok(CdcConfig {
+        mode: raw.mode.unwrap_or(defaults.mode),
+        publication,
+        slot,
+        max_lag,
+    })
+}
+
+/// A non-empty PostgreSQL name of at most [`MAX_NAME_LENGTH`] bytes, written
+/// as a plain identifier: ASCII letters (only lowercase ones when
+/// `lowercase_only`, as replication slot names require), digits and
+/// underscores, not starting with a digit.
+fn check_name(name: &str, what: &str, lowercase_only: bool) -> Result<(), String> {
+    let letters = if lowercase_only {
+        "lowercase letters"
+    } else {
+        "letters"
+    };
+    let valid_char = |c: char| {
+        c == '_'
+            || c.is_ascii_digit()
+            || c.is_ascii_lowercase()
+            || (!lowercase_only && c.is_ascii_uppercase())
+    };
+    if name.len() > MAX_NAME_LENGTH {
+        return Err(format!(
+            "{what} name {name:?} is {} bytes long; at most {MAX_NAME_LENGTH} are allowed",
+            name.len()
+        ));
+    }
+    if !name.chars().all(valid_char) || name.starts_with(|c: char| c.is_ascii_digit()) {
+        return Err(format!(
+            "invalid {what} name {name:?}: use only {letters}, digits and underscores, \
+             not starting with a digit"
+        ));
+    }
+    Ok(())
 }
 
 /// Table names as `schema.table` or `table`, trimmed.

@@ -91,6 +91,17 @@ fn default_values() {
         Some("1MiB")
     );
     assert_eq!(c.display_value("cache.role_ttl").as_deref(), Some("5m"));
+    assert_eq!(c.cdc.mode, CdcMode::On);
+    assert_eq!(c.cdc.publication, "pgcache");
+    assert_eq!(c.cdc.slot, None);
+    assert_eq!(c.cdc.max_lag, Duration::from_secs(5));
+    assert_eq!(c.display_value("cdc.mode").as_deref(), Some("on"));
+    assert_eq!(
+        c.display_value("cdc.publication").as_deref(),
+        Some("pgcache")
+    );
+    assert_eq!(c.display_value("cdc.slot").as_deref(), Some(""));
+    assert_eq!(c.display_value("cdc.max_lag").as_deref(), Some("5s"));
 }
 
 #[test]
@@ -181,6 +192,10 @@ fn every_section() {
         role_ttl = "90s"
 
         [cdc]
+        mode = "off"
+        publication = "app_changes"
+        slot = "pgcache_1"
+        max_lag = "1500ms"
     "#);
     assert_eq!(
         c,
@@ -219,6 +234,12 @@ fn every_section() {
                 max_memory: 1 << 30,
                 max_result_size: 8 << 20,
                 role_ttl: Duration::from_secs(90),
+            },
+            cdc: CdcConfig {
+                mode: CdcMode::Off,
+                publication: "app_changes".into(),
+                slot: Some("pgcache_1".into()),
+                max_lag: Duration::from_millis(1500),
             },
         }
     );
@@ -709,6 +730,241 @@ fn cache_override_errors_name_the_variable_or_flag() {
 }
 
 #[test]
+fn cdc_keys_from_the_file() {
+    assert_eq!(ok("[cdc]\nmode = \"on\"").cdc.mode, CdcMode::On);
+    assert_eq!(ok("[cdc]\nmode = \"off\"").cdc.mode, CdcMode::Off);
+    assert_eq!(ok("cdc.mode = \"off\"").cdc.mode, CdcMode::Off);
+    assert_eq!(
+        ok("[cdc]\npublication = \"_My_Pub9\"").cdc.publication,
+        "_My_Pub9"
+    );
+    let longest = "p".repeat(MAX_NAME_LENGTH);
+    assert_eq!(
+        ok(&format!("[cdc]\npublication = \"{longest}\""))
+            .cdc
+            .publication,
+        longest
+    );
+    assert_eq!(
+        ok("[cdc]\nslot = \"pgcache_slot_1\"").cdc.slot.as_deref(),
+        Some("pgcache_slot_1")
+    );
+    assert_eq!(
+        ok(&format!("[cdc]\nslot = \"{longest}\"")).cdc.slot,
+        Some(longest)
+    );
+    // An empty slot name means a temporary slot.
+    assert_eq!(ok("[cdc]\nslot = \"\"").cdc.slot, None);
+    assert_eq!(
+        ok("[cdc]\nmax_lag = \"250ms\"").cdc.max_lag,
+        Duration::from_millis(250)
+    );
+    assert_eq!(ok("[cdc]\nmax_lag = 2").cdc.max_lag, Duration::from_secs(2));
+    // Other cdc keys keep their defaults.
+    assert_eq!(
+        ok("[cdc]\nmode = \"off\"").cdc,
+        CdcConfig {
+            mode: CdcMode::Off,
+            ..CdcConfig::default()
+        }
+    );
+}
+
+#[test]
+fn cdc_keys_from_env_and_flags() {
+    let c = load(
+        None,
+        &[
+            env("cdc.mode", "off"),
+            env("cdc.publication", "changes"),
+            env("cdc.slot", "pgcache"),
+            env("cdc.max_lag", "1m"),
+        ],
+    )
+    .expect("env");
+    assert_eq!(
+        c.cdc,
+        CdcConfig {
+            mode: CdcMode::Off,
+            publication: "changes".into(),
+            slot: Some("pgcache".into()),
+            max_lag: Duration::from_secs(60),
+        }
+    );
+
+    // Flags beat the environment and the file.
+    let text = "[cdc]\nmode = \"off\"\npublication = \"file_pub\"\nslot = \"file_slot\"\n";
+    let c = load_str(
+        text,
+        Path::new(FILE),
+        &[
+            flag("cdc.mode", "on"),
+            env("cdc.mode", "off"),
+            env("cdc.publication", "env_pub"),
+            flag("cdc.publication", "flag_pub"),
+            flag("cdc.slot", "flag_slot"),
+            flag("cdc.max_lag", "10s"),
+        ],
+    )
+    .expect("flags");
+    assert_eq!(
+        c.cdc,
+        CdcConfig {
+            mode: CdcMode::On,
+            publication: "flag_pub".into(),
+            slot: Some("flag_slot".into()),
+            max_lag: Duration::from_secs(10),
+        }
+    );
+
+    // The environment beats the file; an empty slot name replaces the file's
+    // slot with a temporary one.
+    let c = load_str(
+        text,
+        Path::new(FILE),
+        &[env("cdc.publication", "env_pub"), env("cdc.slot", "")],
+    )
+    .expect("env over file");
+    assert_eq!(c.cdc.mode, CdcMode::Off);
+    assert_eq!(c.cdc.publication, "env_pub");
+    assert_eq!(c.cdc.slot, None);
+    let c = load(None, &[flag("cdc.slot", "")]).expect("empty slot flag");
+    assert_eq!(c.cdc.slot, None);
+}
+
+#[test]
+fn cdc_validation_errors_name_their_key() {
+    fails_on(
+        "[cdc]\nmode = \"auto\"",
+        "cdc.mode",
+        "unknown variant `auto`, expected `on` or `off`",
+    );
+    fails_on("[cdc]\nmode = \"On\"", "cdc.mode", "unknown variant `On`");
+    // A TOML boolean is not accepted for on/off.
+    fails_on("[cdc]\nmode = true", "cdc.mode", "invalid type");
+    fails_on(
+        "[cdc]\npublication = \"\"",
+        "cdc.publication",
+        "must not be empty",
+    );
+    for bad in [
+        "my-pub", "1pub", "my pub", " pgcache", "pub.lic", "pub\\\"x", "péche",
+    ] {
+        let text = format!("[cdc]\npublication = \"{bad}\"");
+        fails_on(&text, "cdc.publication", "invalid publication name");
+        fails_on(
+            &text,
+            "cdc.publication",
+            "use only letters, digits and underscores, not starting with a digit",
+        );
+    }
+    fails_on(
+        &format!("[cdc]\npublication = \"{}\"", "p".repeat(64)),
+        "cdc.publication",
+        "is 64 bytes long; at most 63 are allowed",
+    );
+    fails_on(
+        "[cdc]\npublication = 5",
+        "cdc.publication",
+        "invalid type: integer `5`, expected a string",
+    );
+    for bad in ["MySlot", "slot-1", "9slot", "slot ", "slot.x", "ślot"] {
+        let text = format!("[cdc]\nslot = \"{bad}\"");
+        fails_on(&text, "cdc.slot", "invalid replication slot name");
+        fails_on(
+            &text,
+            "cdc.slot",
+            "use only lowercase letters, digits and underscores, not starting with a digit \
+             (or empty for a temporary slot)",
+        );
+    }
+    fails_on(
+        &format!("[cdc]\nslot = \"{}\"", "s".repeat(64)),
+        "cdc.slot",
+        "is 64 bytes long; at most 63 are allowed",
+    );
+    fails_on(
+        "[cdc]\nmax_lag = 0",
+        "cdc.max_lag",
+        "must be greater than 0",
+    );
+    fails_on(
+        "[cdc]\nmax_lag = \"0ms\"",
+        "cdc.max_lag",
+        "must be greater than 0",
+    );
+    fails_on(
+        "[cdc]\nmax_lag = \"1d\"",
+        "cdc.max_lag",
+        "unknown unit \"d\"",
+    );
+    fails_on("[cdc]\nmax_lag = -1", "cdc.max_lag", "integer `-1`");
+}
+
+#[test]
+fn cdc_exact_messages() {
+    assert_eq!(
+        err("[cdc]\npublication = \"my-pub\"\n"),
+        "invalid configuration: cdc.publication in /etc/pgcache.toml line 2: \
+         invalid publication name \"my-pub\": use only letters, digits and underscores, \
+         not starting with a digit"
+    );
+    assert_eq!(
+        err("[cdc]\nslot = \"My_Slot\"\n"),
+        "invalid configuration: cdc.slot in /etc/pgcache.toml line 2: \
+         invalid replication slot name \"My_Slot\": use only lowercase letters, digits and \
+         underscores, not starting with a digit (or empty for a temporary slot)"
+    );
+    assert_eq!(
+        err("[cdc]\nmax_lag = \"0s\"\n"),
+        "invalid configuration: cdc.max_lag in /etc/pgcache.toml line 2: must be greater than 0"
+    );
+}
+
+#[test]
+fn cdc_override_errors_name_the_variable_or_flag() {
+    let message = |o: Override| load(None, &[o]).expect_err("invalid override").to_string();
+    assert_eq!(
+        message(env("cdc.mode", "yes")),
+        "invalid configuration: cdc.mode (from PGCACHE_CDC_MODE): \
+         unknown variant `yes`, expected `on` or `off`"
+    );
+    assert_eq!(
+        message(flag("cdc.publication", "")),
+        "invalid configuration: cdc.publication (from --cdc-publication): must not be empty"
+    );
+    assert!(message(env("cdc.publication", "a-b")).starts_with(
+        "invalid configuration: cdc.publication (from PGCACHE_CDC_PUBLICATION): \
+             invalid publication name \"a-b\""
+    ));
+    assert!(message(flag("cdc.slot", "Upper")).starts_with(
+        "invalid configuration: cdc.slot (from --cdc-slot): \
+             invalid replication slot name \"Upper\""
+    ));
+    assert_eq!(
+        message(env("cdc.max_lag", "0")),
+        "invalid configuration: cdc.max_lag (from PGCACHE_CDC_MAX_LAG): must be greater than 0"
+    );
+    assert_eq!(
+        message(flag("cdc.max_lag", "0s")),
+        "invalid configuration: cdc.max_lag (from --cdc-max-lag): must be greater than 0"
+    );
+    assert!(
+        message(flag("cdc.max_lag", "soon")).starts_with(
+            "invalid configuration: cdc.max_lag (from --cdc-max-lag): invalid duration"
+        )
+    );
+    // A bad file value that an override replaces does not matter.
+    let c = load_str(
+        "[cdc]\nslot = \"Bad-Slot\"\n",
+        Path::new(FILE),
+        &[env("cdc.slot", "")],
+    )
+    .expect("override fixes it");
+    assert_eq!(c.cdc.slot, None);
+}
+
+#[test]
 fn shutdown_timeout_zero_is_allowed() {
     assert_eq!(
         ok("[shutdown]\ntimeout = 0").shutdown.timeout,
@@ -720,7 +976,7 @@ fn shutdown_timeout_zero_is_allowed() {
 fn section_of_the_wrong_type() {
     fails_on("origin = 5", "origin", "expected the [origin] table");
     fails_on("cache = 5", "cache", "expected the [cache] table");
-    fails_on("cdc = 5", "cdc", "reserved section");
+    fails_on("cdc = 5", "cdc", "expected the [cdc] table");
     // An override into a section the file made a non-table still reports the file.
     let err = load_str("origin = 5", Path::new(FILE), &[flag("origin.port", "1")])
         .expect_err("origin is not a table");
@@ -778,13 +1034,34 @@ fn the_first_unknown_key_in_file_order_is_reported() {
 }
 
 #[test]
-fn reserved_sections_accept_only_empty_tables() {
+fn empty_sections_keep_the_defaults() {
     assert_eq!(ok("[cache]\n[cdc]\n"), Config::default());
     assert_eq!(ok("cache = {}\ncdc = {}\n"), Config::default());
+}
+
+#[test]
+fn unknown_cdc_keys_are_rejected_with_a_hint() {
     assert_eq!(
-        err("[cdc]\nslot = \"x\"\n"),
-        "invalid configuration: unknown key cdc.slot in /etc/pgcache.toml line 2 \
-         (the [cdc] section is reserved and takes no keys yet)"
+        err("[cdc]\nslto = \"x\"\n"),
+        "invalid configuration: unknown key cdc.slto in /etc/pgcache.toml line 2 \
+         (did you mean cdc.slot?)"
+    );
+    assert!(err("[cdc]\nmax_lga = \"1s\"\n").contains(
+        "unknown key cdc.max_lga in /etc/pgcache.toml line 2 (did you mean cdc.max_lag?)"
+    ));
+    assert!(err("publication = \"p\"\n").contains(
+        "unknown key publication in /etc/pgcache.toml line 1 (did you mean cdc.publication?)"
+    ));
+    assert!(
+        err("[cdc]\nwal_level = \"logical\"\n")
+            .ends_with("unknown key cdc.wal_level in /etc/pgcache.toml line 2")
+    );
+    let err = load_toml("[cdc]\npublications = \"p\"\n").expect_err("typo");
+    assert!(matches!(err, ConfigError::UnknownKey { .. }), "{err:?}");
+    assert_eq!(err.key(), Some("cdc.publications"));
+    assert!(
+        err.to_string().ends_with("(did you mean cdc.publication?)"),
+        "{err}"
     );
 }
 
@@ -938,6 +1215,10 @@ fn every_key_can_be_overridden() {
         ("cache.max_memory", "1GiB"),
         ("cache.max_result_size", "2MiB"),
         ("cache.role_ttl", "10m"),
+        ("cdc.mode", "off"),
+        ("cdc.publication", "Pub_2"),
+        ("cdc.slot", "slot_2"),
+        ("cdc.max_lag", "30s"),
     ];
     assert_eq!(values.len(), KEYS.len());
     let overrides: Vec<Override> = values.iter().map(|(k, v)| env(k, v)).collect();
@@ -977,6 +1258,12 @@ fn every_key_can_be_overridden() {
                 max_memory: 1 << 30,
                 max_result_size: 2 << 20,
                 role_ttl: Duration::from_secs(600),
+            },
+            cdc: CdcConfig {
+                mode: CdcMode::Off,
+                publication: "Pub_2".into(),
+                slot: Some("slot_2".into()),
+                max_lag: Duration::from_secs(30),
             },
         }
     );

@@ -17,9 +17,10 @@ use tracing::{debug, info, warn};
 
 use crate::admin::{CacheSource, Metrics, PopulationLabels};
 use crate::cache::response::{self, READY_IDLE};
-use crate::cache::{Capture, KeyRef, Limits, ResultCache, Written};
+use crate::cache::{Capture, KeyRef, Limits, ResultCache, Ticket, Written};
 use crate::catalog::{self, EffectivePath, Oid, RelKind, SearchPath, Snapshot};
-use crate::config::{CacheConfig, CacheMode, Config};
+use crate::cdc;
+use crate::config::{CacheConfig, CacheMode, CdcMode, Config};
 use crate::protocol::frontend;
 use crate::sql::ast::ObjectName;
 use crate::sql::{
@@ -116,6 +117,11 @@ pub(crate) struct CacheRuntime {
     /// plan the origin refuses to change the result type of) never shares
     /// entries with one prepared after it.
     ddl_epoch: AtomicU64,
+    /// The publication the change stream reads (`None` without a stream:
+    /// then only writes through the proxy invalidate).
+    publication: Option<String>,
+    /// Notified when entries or tickets start waiting for a fence position.
+    pub(crate) fence_wanted: Arc<Notify>,
 }
 
 impl CacheSource for CacheRuntime {
@@ -157,6 +163,7 @@ impl CacheRuntime {
                 max_result_size: c.max_result_size,
                 admit_after: c.admit_after,
                 role_ttl: c.role_ttl,
+                fenced: config.cdc.mode == CdcMode::On,
             }),
             analyzer: Analyzer::new(16_384),
             config: c.clone(),
@@ -166,6 +173,8 @@ impl CacheRuntime {
             reload: Notify::new(),
             allow_statements,
             ddl_epoch: AtomicU64::new(0),
+            publication: (config.cdc.mode == CdcMode::On).then(|| config.cdc.publication.clone()),
+            fence_wanted: Arc::new(Notify::new()),
         });
         metrics.set_cache_source(Arc::clone(&rt) as Arc<dyn CacheSource>);
         Some(rt)
@@ -233,7 +242,7 @@ impl CacheRuntime {
         let mut sweep = tokio::time::interval(Duration::from_secs(1));
         loop {
             let epoch = self.ddl_epoch.load(Ordering::Acquire);
-            match load_catalog(&origin).await {
+            match load_catalog(&origin, self.publication.as_deref()).await {
                 Ok(snapshot) => {
                     let tables = snapshot.tables().count();
                     self.install(snapshot);
@@ -330,17 +339,61 @@ fn fingerprint(sql: &str) -> Result<u64, pg_query::Error> {
     .map(|f| f.value)
 }
 
-async fn load_catalog(origin: &crate::config::OriginConfig) -> Result<Snapshot, String> {
+/// The origin's catalog. With a change stream (`publication`), only tables
+/// it publishes whole are cacheable: changes to others would not be seen.
+async fn load_catalog(
+    origin: &crate::config::OriginConfig,
+    publication: Option<&str>,
+) -> Result<Snapshot, String> {
     let pg = origin.pg_config().map_err(|e| e.to_string())?;
     let (client, conn) = crate::check::connect_origin(&pg, origin.connect_timeout).await?;
-    let loaded = catalog::load(&client, None)
+    let loaded = catalog::load(&client, publication)
         .await
         .map_err(|e| e.to_string());
     drop(client);
     let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
     let mut snapshot = loaded?;
-    snapshot.set_publication_required(false);
+    snapshot.set_publication_required(publication.is_some());
     Ok(snapshot)
+}
+
+impl cdc::Target for CacheRuntime {
+    fn cache(&self) -> &ResultCache {
+        &self.cache
+    }
+
+    fn restarted(&self) {
+        // DDL may have run while no stream was watching.
+        self.catalog_changed();
+    }
+
+    fn redefined(&self, relation: &cdc::pgoutput::Relation) {
+        let same = self.catalog().is_some_and(|c| {
+            let snapshot = &c.snapshot;
+            snapshot.tables().any(|t| {
+                t.oid == relation.oid
+                    && t.name == relation.name
+                    && snapshot.schema(t.schema).is_some_and(|s| {
+                        s.name == relation.namespace
+                            || (relation.namespace.is_empty() && s.name == "pg_catalog")
+                    })
+                    && t.replica_identity == relation.replica_identity
+                    && {
+                        let published = t.columns.iter().filter(|c| !c.generated);
+                        published.clone().count() == relation.columns.len()
+                            && published.zip(&relation.columns).all(|(c, r)| {
+                                c.name == r.name
+                                    && c.type_oid == r.type_oid
+                                    && c.typmod == r.type_modifier
+                            })
+                    }
+            })
+        });
+        if !same {
+            info!(table = %format!("{}.{}", relation.namespace, relation.name), "cache: table definition changed on the origin; catalog reloaded");
+            self.catalog_changed();
+        }
+    }
 }
 
 /// The session's settings class as last read from the origin.
@@ -426,6 +479,9 @@ struct Group {
 /// A session's view of the cache.
 pub(crate) struct SessionCache {
     rt: Arc<CacheRuntime>,
+    /// The session committed a write whose tables are not known: nothing is
+    /// served to it until the change stream has applied that write.
+    ticket: Option<Arc<Ticket>>,
     ctx: Option<Ctx>,
     /// The role may differ from the session user (`SET ROLE`, `SET SESSION
     /// AUTHORIZATION`): nothing is served or captured.
@@ -504,6 +560,7 @@ impl SessionCache {
     pub(crate) fn new(rt: Arc<CacheRuntime>) -> SessionCache {
         SessionCache {
             rt,
+            ticket: None,
             ctx: None,
             bypass: false,
             bypass_for_good: false,
@@ -570,6 +627,14 @@ impl SessionCache {
         self.ctx.as_ref()
     }
 
+    /// Whether the session may read from the cache now (read-your-writes:
+    /// its last write of unknown tables has been applied).
+    fn reads_own_writes(&self) -> bool {
+        self.ticket
+            .as_ref()
+            .is_none_or(|t| t.passed(self.rt.cache.applied()))
+    }
+
     fn analyze(&self, catalog: &Catalog, ctx: &Ctx, sql: &str) -> sql::Analysis {
         let path: EffectivePath = ctx.search_path.effective(&catalog.snapshot, &ctx.role);
         let session = SqlSession {
@@ -631,6 +696,9 @@ impl SessionCache {
         let Some(class) = self.servable().map(|c| c.class) else {
             return false;
         };
+        if !self.reads_own_writes() {
+            return false;
+        }
         let started = self.sample_hit().then(Instant::now);
         let Some(sql) = frontend::query(msg) else {
             return false;
@@ -1167,6 +1235,9 @@ impl SessionCache {
             return false;
         };
         let class = ctx.class;
+        if !self.reads_own_writes() {
+            return false;
+        }
         let Some((parse, groups)) = self.groups() else {
             return false;
         };
@@ -1484,8 +1555,22 @@ impl SessionCache {
     }
 
     fn end_of_transaction(&mut self) {
+        if self
+            .ticket
+            .as_ref()
+            .is_some_and(|t| t.passed(self.rt.cache.applied()))
+        {
+            self.ticket = None;
+        }
         let txn = std::mem::take(&mut self.txn);
-        if !txn.written.is_empty() {
+        if txn.written.all && !txn.ddl && self.rt.publication.is_some() {
+            // The change stream will say which tables changed; until it
+            // has, this session reads nothing from the cache.
+            self.ticket = Some(self.rt.cache.ticket());
+            self.rt.fence_wanted.notify_one();
+        } else if !txn.written.is_empty() {
+            // Known tables (or DDL): at once, so that every session reads
+            // the write from here on.
             self.rt.cache.invalidate(&txn.written);
         }
         if txn.ddl {
@@ -1525,7 +1610,13 @@ impl SessionCache {
             response::parse_reply(&buf)
         };
         let stored = match result {
-            Ok(r) => self.rt.cache.finish_capture(capture, w.shape, r).is_some(),
+            Ok(r) => {
+                let stored = self.rt.cache.finish_capture(capture, w.shape, r).is_some();
+                if stored && self.rt.publication.is_some() {
+                    self.rt.fence_wanted.notify_one();
+                }
+                stored
+            }
             Err(reason) => {
                 debug!(%reason, "cache: reply not cached");
                 self.rt.cache.abandon_capture(capture);

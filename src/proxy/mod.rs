@@ -24,7 +24,7 @@ use tokio::task::JoinSet;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::admin::Metrics;
-use crate::config::Config;
+use crate::config::{CdcMode, Config};
 use cancel::CancelMap;
 use origin::OriginTarget;
 
@@ -63,9 +63,19 @@ pub async fn serve(
     let (phase_tx, phase_rx) = watch::channel(Phase::Running);
     let cache = cached::CacheRuntime::new(&config, Arc::clone(&metrics));
     let maintenance = cache.as_ref().map(|rt| {
+        let stream = (config.cdc.mode == CdcMode::On).then(|| {
+            tokio::spawn(crate::cdc::run(
+                Arc::clone(rt) as Arc<dyn crate::cdc::Target>,
+                config.cdc.clone(),
+                config.origin.clone(),
+                Arc::clone(&metrics),
+                Arc::clone(&rt.fence_wanted),
+            ))
+        });
         (
             tokio::spawn(Arc::clone(rt).maintain(config.origin.clone())),
             tokio::spawn(Arc::clone(rt).clock()),
+            stream,
         )
     });
     let shared = Arc::new(Shared {
@@ -131,9 +141,12 @@ pub async fn serve(
             join_all(&mut sessions).await;
         }
     }
-    if let Some((catalog, clock)) = maintenance {
+    if let Some((catalog, clock, stream)) = maintenance {
         catalog.abort();
         clock.abort();
+        if let Some(stream) = stream {
+            stream.abort();
+        }
     }
     info!("all sessions closed");
     Ok(())

@@ -66,8 +66,8 @@ pub fn origin() -> &'static Origin {
 fn start() -> Origin {
     let db = PgTempDBBuilder::new()
         .with_config_param("wal_level", "logical")
-        .with_config_param("max_replication_slots", "20")
-        .with_config_param("max_wal_senders", "20")
+        .with_config_param("max_replication_slots", "64")
+        .with_config_param("max_wal_senders", "64")
         .with_config_param("max_connections", "200")
         .with_config_param("listen_addresses", "127.0.0.1")
         // pgtemp pipes the server's stderr and never reads it; a full pipe

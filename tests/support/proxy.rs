@@ -55,18 +55,45 @@ impl Proxy {
     }
 
     /// A proxy with the cache on (`auto`, every cacheable shape admitted at
-    /// once) after `tweak`; returns once the origin's catalog is loaded.
+    /// once) and no change stream (only writes through the proxy invalidate,
+    /// and an entry is served from the next request on), after `tweak`;
+    /// returns once the origin's catalog is loaded.
     pub async fn start_cached(tweak: impl FnOnce(&mut Config)) -> Proxy {
+        Self::start_cache(|c| {
+            c.cdc.mode = pgcache::config::CdcMode::Off;
+            tweak(c);
+        })
+        .await
+    }
+
+    /// A proxy with the cache on, maintained by the change stream, after
+    /// `tweak`; returns once the stream serves.
+    pub async fn start_streaming(tweak: impl FnOnce(&mut Config)) -> Proxy {
+        Self::start_cache(tweak).await
+    }
+
+    /// Returns once the origin's catalog is loaded and, with the change
+    /// stream on, once the stream serves (its start reloads the catalog:
+    /// two loads).
+    async fn start_cache(tweak: impl FnOnce(&mut Config)) -> Proxy {
+        let mut stream = false;
         let proxy = Self::start_with(|c| {
             c.cache.mode = pgcache::config::CacheMode::Auto;
             c.cache.admit_after = 1;
             tweak(c);
+            stream = c.cdc.mode == pgcache::config::CdcMode::On;
         })
         .await;
         let metrics = Arc::clone(&proxy.metrics);
-        super::eventually(Duration::from_secs(30), "catalog loaded", move || {
+        super::eventually(Duration::from_secs(30), "cache ready", move || {
             let m = Arc::clone(&metrics);
-            async move { m.cache_catalog_loads.get() >= 1 }
+            async move {
+                if stream {
+                    m.cdc_serving.get() == 1 && m.cache_catalog_loads.get() >= 2
+                } else {
+                    m.cache_catalog_loads.get() >= 1
+                }
+            }
         })
         .await;
         proxy

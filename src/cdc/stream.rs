@@ -1,0 +1,520 @@
+//! The change stream at work: publication and slot, the replication
+//! connection (`pgwire-replication`), applying each committed transaction to
+//! the cache, restarts with backoff, and the position reader that fences new
+//! entries and measures lag. The I/O edge of [`super`]; what a transaction
+//! means is decided by [`super::apply`].
+//!
+//! Two loops run side by side:
+//!
+//! - **stream**: ensures the publication (and a persistent slot when one is
+//!   configured), opens a replication connection, creates a temporary slot on
+//!   it (dropped by the server when the connection ends), starts pgoutput
+//!   and applies transactions in commit order: the tables a transaction
+//!   changed are invalidated in one step, then the applied position moves to
+//!   its commit. Keepalives outside a transaction move the applied position
+//!   to the server's end of WAL. Any failure: stop serving, drop every entry,
+//!   reconnect with backoff.
+//! - **position**: on its own connection, reads `pg_current_wal_insert_lsn()`
+//!   whenever entries or tickets wait for a fence (at most every
+//!   [`MIN_GAP`]) and every [`POLL`] otherwise. The position settles what
+//!   waited, and is remembered with the time it was read: lag is how long
+//!   the oldest position not yet applied has been known. Serving is on only
+//!   while both connections are up, the applier has reached a position read
+//!   after the stream (re)started, and the lag is within `cdc.max_lag`.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use pgwire_replication::{
+    Lsn as WireLsn, ReplicationClient, ReplicationConfig, ReplicationEvent, TlsConfig,
+};
+use tokio::sync::Notify;
+use tracing::{info, warn};
+
+use super::apply::Applier;
+use super::pgoutput::Relation;
+use super::wal::{Lsn, Timestamp};
+use crate::admin::Metrics;
+use crate::cache::{ResultCache, Written};
+use crate::config::{CdcConfig, OriginConfig};
+
+/// The position is read at least this often (lag resolution).
+const POLL: Duration = Duration::from_millis(100);
+/// ... and at most this often, however many entries wait.
+const MIN_GAP: Duration = Duration::from_millis(2);
+/// Restart backoff: first wait, longest wait.
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Positions remembered for the lag (older ones are kept, newer dropped).
+const MAX_OBSERVATIONS: usize = 4096;
+/// Standby status updates: how soon an applied position reaches the server
+/// (it answers with a keepalive carrying its end of WAL, which is how the
+/// applier learns it is caught up on a quiet origin).
+const STATUS_INTERVAL: Duration = Duration::from_millis(10);
+
+/// What the change stream maintains.
+pub trait Target: Send + Sync + 'static {
+    fn cache(&self) -> &ResultCache;
+    /// The stream (re)started: every entry has been dropped; what happened
+    /// to the catalog meanwhile is unknown.
+    fn restarted(&self);
+    /// The stream sent a table definition it had not sent before, or one
+    /// that differs from the one it sent before.
+    fn redefined(&self, relation: &Relation);
+}
+
+/// State the two loops share.
+struct Shared {
+    target: Arc<dyn Target>,
+    metrics: Arc<Metrics>,
+    max_lag: Duration,
+    stream_up: AtomicBool,
+    position_up: AtomicBool,
+    /// The applier reached a position read after the stream started.
+    synced: AtomicBool,
+    /// Positions read, oldest first, with the time their read began.
+    observations: Mutex<VecDeque<(u64, Instant)>>,
+}
+
+impl Shared {
+    fn cache(&self) -> &ResultCache {
+        self.target.cache()
+    }
+
+    /// Serve or not, from what is known now.
+    fn evaluate(&self) {
+        let applied = self.cache().applied();
+        let lag = {
+            let mut obs = self.observations.lock().unwrap_or_else(|p| p.into_inner());
+            while obs.front().is_some_and(|&(lsn, _)| lsn <= applied) {
+                obs.pop_front();
+                self.synced.store(true, Ordering::Release);
+            }
+            obs.front().map(|&(_, at)| at.elapsed()).unwrap_or_default()
+        };
+        self.metrics.cdc_lag_seconds.set(lag.as_secs_f64());
+        let serving = self.stream_up.load(Ordering::Acquire)
+            && self.position_up.load(Ordering::Acquire)
+            && self.synced.load(Ordering::Acquire)
+            && lag <= self.max_lag;
+        self.cache().set_serving(serving);
+        self.metrics.cdc_serving.set(i64::from(serving));
+    }
+
+    fn stop_serving(&self) {
+        self.cache().set_serving(false);
+        self.metrics.cdc_serving.set(0);
+    }
+
+    fn observe(&self, lsn: u64, at: Instant) {
+        let mut obs = self.observations.lock().unwrap_or_else(|p| p.into_inner());
+        if obs.len() < MAX_OBSERVATIONS {
+            obs.push_back((lsn, at));
+        }
+    }
+}
+
+/// Run the change stream for `target` until aborted. `wanted` is notified
+/// when entries or tickets start waiting for a fence position.
+pub async fn run(
+    target: Arc<dyn Target>,
+    config: CdcConfig,
+    origin: OriginConfig,
+    metrics: Arc<Metrics>,
+    wanted: Arc<Notify>,
+) {
+    let shared = Arc::new(Shared {
+        target,
+        metrics,
+        max_lag: config.max_lag,
+        stream_up: AtomicBool::new(false),
+        position_up: AtomicBool::new(false),
+        synced: AtomicBool::new(false),
+        observations: Mutex::new(VecDeque::new()),
+    });
+    shared.stop_serving();
+    tokio::join!(
+        stream_loop(Arc::clone(&shared), config, origin.clone()),
+        position_loop(shared, origin, wanted),
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Stream
+// ---------------------------------------------------------------------------
+
+async fn stream_loop(shared: Arc<Shared>, config: CdcConfig, origin: OriginConfig) {
+    let mut backoff = BACKOFF_MIN;
+    let mut first = true;
+    loop {
+        let started = Instant::now();
+        let result = stream_once(&shared, &config, &origin).await;
+        shared.stream_up.store(false, Ordering::Release);
+        shared.metrics.cdc_stream_up.set(0);
+        shared.stop_serving();
+        // What was cached followed a stream that is gone.
+        shared.cache().clear();
+        if let Err(e) = result {
+            if first {
+                warn!(error = %e, "change stream: not started; nothing is served from cache until it is");
+            } else {
+                warn!(error = %e, "change stream: lost; nothing is served from cache until it is back");
+            }
+        }
+        first = false;
+        shared.metrics.cdc_restarts.inc();
+        if started.elapsed() > BACKOFF_MAX * 2 {
+            backoff = BACKOFF_MIN;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// One replication session, from setup to failure.
+async fn stream_once(
+    shared: &Shared,
+    config: &CdcConfig,
+    origin: &OriginConfig,
+) -> Result<(), String> {
+    let pg = origin.pg_config().map_err(|e| e.to_string())?;
+    let resume = prepare(&pg, origin, config).await?;
+    let slot = config.slot.clone().unwrap_or_else(temporary_slot_name);
+    let password = pg
+        .get_password()
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .unwrap_or_default();
+    let repl_config = ReplicationConfig::new(
+        origin.host.clone(),
+        origin.user.clone(),
+        password,
+        origin.database.clone(),
+        slot.clone(),
+        config.publication.clone(),
+    )
+    .with_port(origin.port)
+    .with_tls(TlsConfig::disabled())
+    .with_status_interval(STATUS_INTERVAL)
+    .with_wakeup_interval(Duration::from_secs(1))
+    .with_application_name("pgcache change stream");
+    let mut client = ReplicationClient::connect_gated(repl_config)
+        .await
+        .map_err(|e| format!("replication connection: {e}"))?;
+    let start = match resume {
+        Some(confirmed) => confirmed,
+        None => {
+            let rows = client
+                .simple_query(&format!(
+                    "CREATE_REPLICATION_SLOT {slot} TEMPORARY LOGICAL pgoutput NOEXPORT_SNAPSHOT"
+                ))
+                .await
+                .map_err(|e| format!("creating temporary replication slot {slot}: {e}"))?;
+            rows.first()
+                .and_then(|r| r.get(1))
+                .and_then(|v| v.as_ref())
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .and_then(|v| v.parse::<Lsn>().ok())
+                .ok_or("CREATE_REPLICATION_SLOT returned no consistent point")?
+        }
+    };
+    client
+        .start()
+        .await
+        .map_err(|e| format!("START_REPLICATION: {e}"))?;
+    client
+        .wait_started()
+        .await
+        .map_err(|e| format!("START_REPLICATION: {e}"))?;
+
+    // Everything cached before this point followed another stream (or
+    // none): forget it, then start from the slot's position.
+    shared.cache().clear();
+    shared.cache().advance(start.0);
+    shared
+        .observations
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clear();
+    shared.synced.store(false, Ordering::Release);
+    shared.stream_up.store(true, Ordering::Release);
+    shared.metrics.cdc_stream_up.set(1);
+    shared.target.restarted();
+    info!(%slot, publication = %config.publication, at = %start, "change stream: started");
+
+    let mut applier = Applier::new();
+    loop {
+        let event = client
+            .recv()
+            .await
+            .map_err(|e| format!("replication stream: {e}"))?;
+        let Some(event) = event else {
+            return Err("replication stream ended".into());
+        };
+        match event {
+            ReplicationEvent::Begin { .. } => applier.begin().map_err(|e| e.to_string())?,
+            ReplicationEvent::XLogData { data, .. } => {
+                applier.message(&data).map_err(|e| e.to_string())?
+            }
+            ReplicationEvent::Commit {
+                end_lsn,
+                commit_time_micros,
+                ..
+            } => {
+                let committed = applier.commit().map_err(|e| e.to_string())?;
+                for relation in &committed.redefined {
+                    shared.target.redefined(relation);
+                }
+                let written = Written {
+                    tables: committed.tables,
+                    all: false,
+                };
+                let m = &shared.metrics;
+                m.cdc_transactions.inc();
+                m.cdc_changes.inc_by(committed.changes);
+                if let Some(t) = Timestamp(commit_time_micros).to_system_time()
+                    && let Ok(unix) = t.duration_since(std::time::UNIX_EPOCH)
+                {
+                    m.cdc_last_commit_timestamp_seconds.set(unix.as_secs_f64());
+                }
+                // Invalidate first, then publish the position: a reader that
+                // sees the position sees the invalidation.
+                shared.cache().invalidate(&written);
+                applied(shared, &client, end_lsn);
+            }
+            ReplicationEvent::KeepAlive { wal_end, .. } => {
+                // Everything committed before the server's end of WAL has
+                // been sent before this keepalive.
+                if !applier.in_transaction() {
+                    applied(shared, &client, wal_end);
+                }
+            }
+            // Logical messages change no rows.
+            ReplicationEvent::Message { .. } => {}
+            ReplicationEvent::StoppedAt { .. } => return Err("replication stream stopped".into()),
+        }
+    }
+}
+
+fn applied(shared: &Shared, client: &ReplicationClient, lsn: WireLsn) {
+    let lsn = lsn.as_u64();
+    shared.cache().advance(lsn);
+    shared
+        .metrics
+        .cdc_applied_lsn
+        .set(i64::try_from(shared.cache().applied()).unwrap_or(i64::MAX));
+    client.update_applied_lsn(WireLsn::from_u64(lsn));
+}
+
+fn temporary_slot_name() -> String {
+    let n = getrandom::u64().unwrap_or_else(|_| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+    });
+    format!("pgcache_{}_{:08x}", std::process::id(), n & 0xffff_ffff)
+}
+
+/// Ensure the publication exists (created FOR ALL TABLES when missing) and,
+/// for a persistent slot, the slot; returns the persistent slot's confirmed
+/// position (`None` for a temporary slot, made on the replication
+/// connection itself).
+async fn prepare(
+    pg: &tokio_postgres::Config,
+    origin: &OriginConfig,
+    config: &CdcConfig,
+) -> Result<Option<Lsn>, String> {
+    let (client, conn) = crate::check::connect_origin(pg, origin.connect_timeout).await?;
+    let result = async {
+        let exists = client
+            .query_opt(
+                "SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = $1",
+                &[&config.publication],
+            )
+            .await
+            .map_err(|e| format!("reading pg_publication: {e}"))?
+            .is_some();
+        if !exists {
+            let create = format!(
+                "CREATE PUBLICATION {} FOR ALL TABLES",
+                quote_ident(&config.publication)
+            );
+            match client.batch_execute(&create).await {
+                Ok(()) => info!(publication = %config.publication, "change stream: publication created FOR ALL TABLES"),
+                // Created meanwhile by someone else.
+                Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_OBJECT) => {}
+                Err(e) => {
+                    return Err(format!(
+                        "publication {} does not exist and could not be created: {}",
+                        config.publication,
+                        crate::check::describe_pg_error(&e)
+                    ));
+                }
+            }
+        }
+        let Some(slot) = &config.slot else {
+            return Ok(None);
+        };
+        let row = client
+            .query_opt(
+                "SELECT confirmed_flush_lsn::text FROM pg_catalog.pg_replication_slots \
+                 WHERE slot_name = $1",
+                &[slot],
+            )
+            .await
+            .map_err(|e| format!("reading pg_replication_slots: {e}"))?;
+        let confirmed: Option<String> = match row {
+            Some(row) => row.try_get(0).map_err(|e| e.to_string())?,
+            None => {
+                let row = client
+                    .query_one(
+                        "SELECT lsn::text FROM pg_catalog.pg_create_logical_replication_slot($1, 'pgoutput')",
+                        &[slot],
+                    )
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "creating replication slot {slot}: {}",
+                            crate::check::describe_pg_error(&e)
+                        )
+                    })?;
+                info!(%slot, "change stream: persistent replication slot created");
+                row.try_get(0).map_err(|e| e.to_string())?
+            }
+        };
+        let lsn = confirmed
+            .and_then(|c| c.parse::<Lsn>().ok())
+            .unwrap_or(Lsn::INVALID);
+        Ok(Some(lsn))
+    }
+    .await;
+    drop(client);
+    let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
+    result
+}
+
+/// `name` as a quoted SQL identifier.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+// ---------------------------------------------------------------------------
+// Position
+// ---------------------------------------------------------------------------
+
+async fn position_loop(shared: Arc<Shared>, origin: OriginConfig, wanted: Arc<Notify>) {
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        let result = position_once(&shared, &origin, &wanted, &mut backoff).await;
+        shared.position_up.store(false, Ordering::Release);
+        shared.stop_serving();
+        if let Err(e) = result {
+            warn!(error = %e, "change stream: cannot read the origin's WAL position; nothing is served from cache until it can");
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+async fn position_once(
+    shared: &Shared,
+    origin: &OriginConfig,
+    wanted: &Notify,
+    backoff: &mut Duration,
+) -> Result<(), String> {
+    let pg = origin.pg_config().map_err(|e| e.to_string())?;
+    let (client, _conn) = crate::check::connect_origin(&pg, origin.connect_timeout).await?;
+    let statement = client
+        .prepare("SELECT pg_catalog.pg_current_wal_insert_lsn()::text")
+        .await
+        .map_err(|e| format!("preparing the position query: {e}"))?;
+    shared.position_up.store(true, Ordering::Release);
+    *backoff = BACKOFF_MIN;
+    let mut last = Instant::now() - POLL;
+    loop {
+        if !shared.cache().has_waiting() {
+            let next = last + POLL;
+            tokio::select! {
+                () = wanted.notified() => {}
+                () = tokio::time::sleep_until(next.into()) => {}
+            }
+        }
+        let gap = last + MIN_GAP;
+        if Instant::now() < gap {
+            tokio::time::sleep_until(gap.into()).await;
+        }
+        // Whatever waits now finished before the position is read.
+        let waiting = shared.cache().take_waiting();
+        let at = Instant::now();
+        last = at;
+        let read = client.query_one(&statement, &[]).await;
+        let lsn = match read
+            .map_err(|e| e.to_string())
+            .and_then(|row| row.try_get::<_, String>(0).map_err(|e| e.to_string()))
+            .and_then(|text| text.parse::<Lsn>().map_err(|e| e.to_string()))
+        {
+            Ok(lsn) => reachable(lsn.0),
+            Err(e) => {
+                shared.cache().requeue(waiting);
+                return Err(e);
+            }
+        };
+        waiting.settle(lsn);
+        shared.observe(lsn, at);
+        shared
+            .metrics
+            .cdc_origin_lsn
+            .set(i64::try_from(lsn).unwrap_or(i64::MAX));
+        shared.evaluate();
+    }
+}
+
+/// WAL page size and the sizes of the headers at the start of a page.
+const WAL_PAGE: u64 = 8192;
+const SHORT_PAGE_HEADER: u64 = 24;
+const LONG_PAGE_HEADER: u64 = 40;
+
+/// The insert position as the change stream can reach it: right after a
+/// page boundary the insert position points past the new page's header,
+/// where no record ends yet; the last record ended at the boundary.
+fn reachable(insert: u64) -> u64 {
+    match insert % WAL_PAGE {
+        SHORT_PAGE_HEADER | LONG_PAGE_HEADER => insert - insert % WAL_PAGE,
+        _ => insert,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_position_after_a_page_header_is_the_boundary() {
+        assert_eq!(reachable(0x1_6000_0000 + 24), 0x1_6000_0000);
+        assert_eq!(reachable(0x1_6000_2000 + 40), 0x1_6000_2000);
+        assert_eq!(reachable(0x1_6000_2000 + 48), 0x1_6000_2000 + 48);
+        assert_eq!(reachable(0x1_6000_2000), 0x1_6000_2000);
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote_ident("pgcache"), "\"pgcache\"");
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+    }
+
+    #[test]
+    fn temporary_slot_names_are_valid_and_distinct() {
+        let a = temporary_slot_name();
+        let b = temporary_slot_name();
+        assert_ne!(a, b);
+        for n in [a, b] {
+            assert!(n.len() <= 63);
+            assert!(
+                n.bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+            );
+        }
+    }
+}

@@ -1,0 +1,449 @@
+//! The change stream: cached results follow writes made directly on the
+//! origin (never through the proxy), commit by commit, through restarts of
+//! the stream; a session reads its own writes.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio_postgres::Client;
+
+use crate::support::cache::{col, one, setup, warm};
+use crate::support::{Proxy, connect_direct, eventually};
+
+/// How long the stream may take to deliver a change in these tests.
+const CONVERGE: Duration = Duration::from_secs(20);
+
+/// The origin's flushed WAL position, in bytes.
+async fn origin_lsn(direct: &Client) -> i64 {
+    let row = direct
+        .query_one("SELECT (pg_current_wal_flush_lsn() - '0/0')::int8", &[])
+        .await
+        .expect("origin LSN");
+    row.get(0)
+}
+
+/// Wait until the proxy's applier has passed everything the origin has
+/// flushed now.
+async fn caught_up(proxy: &Proxy, direct: &Client) {
+    let lsn = origin_lsn(direct).await;
+    let metrics = Arc::clone(&proxy.metrics);
+    eventually(CONVERGE, "change stream caught up", move || {
+        let m = Arc::clone(&metrics);
+        async move { m.cdc_applied_lsn.get() >= lsn && m.cdc_serving.get() == 1 }
+    })
+    .await;
+}
+
+/// Read `sql` through the proxy until it returns `want`.
+async fn converges(client: &Client, sql: &str, want: Vec<Option<String>>) {
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    loop {
+        let got = col(client, sql).await;
+        if got == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{sql}: still {got:?}, origin has {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn writes_made_on_the_origin_reach_cached_results() {
+    setup(
+        "DROP TABLE IF EXISTS cdc_basic; \
+         CREATE TABLE cdc_basic (id int PRIMARY KEY, v text); \
+         INSERT INTO cdc_basic VALUES (1, 'one'), (2, 'two')",
+    )
+    .await;
+    let proxy = Proxy::start_streaming(|_| {}).await;
+    let client = proxy.connect("cdc_basic").await;
+    let direct = connect_direct("cdc_basic_writer").await;
+    let point = "SELECT v FROM cdc_basic WHERE id = 1";
+    let count = "SELECT count(*) FROM cdc_basic";
+
+    assert_eq!(warm(&proxy, &client, point).await, one("one"));
+    assert_eq!(warm(&proxy, &client, count).await, one("2"));
+
+    let writes: [(&str, &str, Vec<Option<String>>); 5] = [
+        (
+            "UPDATE cdc_basic SET v = 'uno' WHERE id = 1",
+            point,
+            one("uno"),
+        ),
+        ("INSERT INTO cdc_basic VALUES (3, 'three')", count, one("3")),
+        ("DELETE FROM cdc_basic WHERE id = 2", count, one("2")),
+        ("UPDATE cdc_basic SET id = 10 WHERE id = 1", point, vec![]),
+        ("TRUNCATE cdc_basic", count, one("0")),
+    ];
+    for (write, read, want) in writes {
+        // Cached before the write...
+        warm(&proxy, &client, read).await;
+        direct.batch_execute(write).await.expect(write);
+        // ...and the origin's answer after it, then cached again.
+        converges(&client, read, want.clone()).await;
+        assert_eq!(warm(&proxy, &client, read).await, want, "after {write}");
+    }
+    assert!(proxy.metrics.cdc_transactions.get() >= 5);
+    assert!(proxy.metrics.cdc_changes.get() >= 5);
+}
+
+/// Money moves between accounts in transactions on the origin while a
+/// reader sums the balances through the cache: every sum it sees is the
+/// invariant (never half a transfer), and most come from the cache.
+#[tokio::test]
+async fn readers_never_see_half_a_transaction() {
+    setup(
+        "DROP TABLE IF EXISTS cdc_accounts; \
+         CREATE TABLE cdc_accounts (id int PRIMARY KEY, balance int NOT NULL); \
+         INSERT INTO cdc_accounts SELECT g, 100 FROM generate_series(1, 10) g",
+    )
+    .await;
+    let proxy = Proxy::start_streaming(|_| {}).await;
+    let client = proxy.connect("cdc_accounts").await;
+    let sum = "SELECT sum(balance) FROM cdc_accounts";
+    warm(&proxy, &client, sum).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let transfers = Arc::new(AtomicU64::new(0));
+    let writer = {
+        let stop = Arc::clone(&stop);
+        let transfers = Arc::clone(&transfers);
+        tokio::spawn(async move {
+            let direct = connect_direct("cdc_accounts_writer").await;
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let from = i % 10 + 1;
+                let to = (i * 7 + 3) % 10 + 1;
+                direct
+                    .batch_execute(&format!(
+                        "BEGIN; \
+                         UPDATE cdc_accounts SET balance = balance - 7 WHERE id = {from}; \
+                         UPDATE cdc_accounts SET balance = balance + 7 WHERE id = {to}; \
+                         COMMIT"
+                    ))
+                    .await
+                    .expect("transfer");
+                transfers.fetch_add(1, Ordering::Relaxed);
+                i += 1;
+            }
+        })
+    };
+    let hits_before = proxy.metrics.cache_hits.get();
+    let mut reads = 0;
+    while transfers.load(Ordering::Relaxed) < 300 || reads < 2000 {
+        assert_eq!(col(&client, sum).await, one("1000"), "after {reads} reads");
+        reads += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    writer.await.expect("writer");
+    let hits = proxy.metrics.cache_hits.get() - hits_before;
+    assert!(hits > 0, "no read came from the cache ({reads} reads)");
+}
+
+/// Entries populate while writers move rows in and out of predicates,
+/// change keys, delete and insert on the origin; once the writers stop and
+/// the stream has caught up, every cached result equals the origin's.
+#[tokio::test]
+async fn entries_populated_under_concurrent_writes_equal_the_origin() {
+    setup(
+        "DROP TABLE IF EXISTS cdc_race; \
+         CREATE TABLE cdc_race (id int PRIMARY KEY, grp int NOT NULL, v text); \
+         INSERT INTO cdc_race SELECT g, g % 5, 'v' || g FROM generate_series(1, 200) g",
+    )
+    .await;
+    let proxy = Proxy::start_streaming(|_| {}).await;
+    let mut queries: Vec<String> = (0..5)
+        .map(|g| format!("SELECT id, v FROM cdc_race WHERE grp = {g} ORDER BY id"))
+        .collect();
+    queries.extend((1..=20).map(|id| format!("SELECT grp, v FROM cdc_race WHERE id = {id}")));
+    queries.push("SELECT count(*), sum(grp) FROM cdc_race".into());
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..2u64 {
+        let stop = Arc::clone(&stop);
+        writers.push(tokio::spawn(async move {
+            let direct = connect_direct("cdc_race_writer").await;
+            let mut i = w;
+            while !stop.load(Ordering::Relaxed) {
+                let id = i % 20 + 1;
+                let sql = match i % 6 {
+                    0 => format!("UPDATE cdc_race SET grp = (grp + 1) % 5 WHERE id = {id}"),
+                    1 => format!("UPDATE cdc_race SET v = v || 'x' WHERE id = {id}"),
+                    2 => format!(
+                        "UPDATE cdc_race SET id = id + 1000 WHERE id = {id}; \
+                         UPDATE cdc_race SET id = id - 1000 WHERE id = {id} + 1000"
+                    ),
+                    3 => format!("DELETE FROM cdc_race WHERE id = {id}"),
+                    4 => format!(
+                        "INSERT INTO cdc_race VALUES ({id}, {}, 'new') ON CONFLICT (id) DO NOTHING",
+                        i % 5
+                    ),
+                    _ => format!(
+                        "BEGIN; UPDATE cdc_race SET grp = 4 WHERE id = {id}; \
+                         UPDATE cdc_race SET grp = 0 WHERE id = {}; COMMIT",
+                        (id % 20) + 1
+                    ),
+                };
+                // Two writers may collide on a key; that is fine.
+                let _ = direct.batch_execute(&sql).await;
+                i += 2;
+            }
+        }));
+    }
+    let reader = proxy.connect("cdc_race_reader").await;
+    let populations = || {
+        proxy
+            .metrics
+            .cache_populations
+            .get_or_create(&pgcache::admin::PopulationLabels { result: "ok" })
+            .get()
+    };
+    let populated_before = populations();
+    for _ in 0..40 {
+        for q in &queries {
+            col(&reader, q).await;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.await.expect("writer");
+    }
+    // Entries were captured while the writers ran (each write to the
+    // table drops them again: rows are not maintained in place).
+    assert!(populations() > populated_before, "nothing was captured");
+
+    let direct = connect_direct("cdc_race_check").await;
+    caught_up(&proxy, &direct).await;
+    for q in &queries {
+        let origin = col(&direct, q).await;
+        assert_eq!(col(&reader, q).await, origin, "{q}");
+        assert_eq!(warm(&proxy, &reader, q).await, origin, "{q}, cached");
+    }
+}
+
+/// One transaction of 100,000 row changes: the stream applies it whole.
+#[tokio::test]
+async fn a_hundred_thousand_row_transaction() {
+    setup(
+        "DROP TABLE IF EXISTS cdc_big; \
+         CREATE TABLE cdc_big (id int PRIMARY KEY, n int NOT NULL); \
+         INSERT INTO cdc_big SELECT g, 0 FROM generate_series(1, 100000) g",
+    )
+    .await;
+    let proxy = Proxy::start_streaming(|_| {}).await;
+    let client = proxy.connect("cdc_big").await;
+    let sum = "SELECT sum(n) FROM cdc_big";
+    let point = "SELECT n FROM cdc_big WHERE id = 99999";
+    assert_eq!(warm(&proxy, &client, sum).await, one("0"));
+    assert_eq!(warm(&proxy, &client, point).await, one("0"));
+    let changes = proxy.metrics.cdc_changes.get();
+    let direct = connect_direct("cdc_big_writer").await;
+    direct
+        .batch_execute("UPDATE cdc_big SET n = 1")
+        .await
+        .expect("update");
+    converges(&client, sum, one("100000")).await;
+    converges(&client, point, one("1")).await;
+    assert!(proxy.metrics.cdc_changes.get() - changes >= 100_000);
+}
+
+/// Transactions on two connections interleave their writes and commit in
+/// the other order; each table's cached results follow.
+#[tokio::test]
+async fn interleaved_transactions() {
+    setup(
+        "DROP TABLE IF EXISTS cdc_left, cdc_right; \
+         CREATE TABLE cdc_left (id int PRIMARY KEY, v int); \
+         CREATE TABLE cdc_right (id int PRIMARY KEY, v int); \
+         INSERT INTO cdc_left VALUES (1, 0); INSERT INTO cdc_right VALUES (1, 0)",
+    )
+    .await;
+    let proxy = Proxy::start_streaming(|_| {}).await;
+    let client = proxy.connect("cdc_interleave").await;
+    let left = "SELECT v FROM cdc_left WHERE id = 1";
+    let right = "SELECT v FROM cdc_right WHERE id = 1";
+    warm(&proxy, &client, left).await;
+    warm(&proxy, &client, right).await;
+    let a = connect_direct("cdc_interleave_a").await;
+    let b = connect_direct("cdc_interleave_b").await;
+    a.batch_execute("BEGIN; UPDATE cdc_left SET v = 1 WHERE id = 1")
+        .await
+        .unwrap();
+    b.batch_execute("BEGIN; UPDATE cdc_right SET v = 2 WHERE id = 1")
+        .await
+        .unwrap();
+    a.batch_execute("UPDATE cdc_right SET v = v WHERE id = 2")
+        .await
+        .unwrap();
+    b.batch_execute("UPDATE cdc_left SET v = v WHERE id = 2")
+        .await
+        .unwrap();
+    b.batch_execute("COMMIT").await.unwrap();
+    converges(&client, right, one("2")).await;
+    // Not committed yet: still the old value, and served from the cache.
+    assert_eq!(warm(&proxy, &client, left).await, one("0"));
+    a.batch_execute("COMMIT").await.unwrap();
+    converges(&client, left, one("1")).await;
+    assert_eq!(warm(&proxy, &client, right).await, one("2"));
+}
+
+/// The stream's walsender is terminated: nothing is served until the stream
+/// is back, every entry is dropped, a write made meanwhile is seen.
+#[tokio::test]
+async fn a_lost_stream_is_restarted_and_nothing_stale_is_served() {
+    setup(
+        "DROP TABLE IF EXISTS cdc_lost; \
+         CREATE TABLE cdc_lost (id int PRIMARY KEY, v text); \
+         INSERT INTO cdc_lost VALUES (1, 'before')",
+    )
+    .await;
+    let proxy = Proxy::start_streaming(|_| {}).await;
+    let client = proxy.connect("cdc_lost").await;
+    let read = "SELECT v FROM cdc_lost WHERE id = 1";
+    assert_eq!(warm(&proxy, &client, read).await, one("before"));
+    let restarts = proxy.metrics.cdc_restarts.get();
+    let direct = connect_direct("cdc_lost_admin").await;
+    let killed = col(
+        &direct,
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_replication \
+         WHERE application_name = 'pgcache change stream' \
+         AND pid IN (SELECT active_pid FROM pg_replication_slots WHERE slot_name LIKE 'pgcache\\_%')",
+    )
+    .await;
+    assert_ne!(killed, one("0"), "no walsender to terminate");
+    let metrics = Arc::clone(&proxy.metrics);
+    eventually(CONVERGE, "stream restarted", move || {
+        let m = Arc::clone(&metrics);
+        async move { m.cdc_restarts.get() > restarts }
+    })
+    .await;
+    direct
+        .batch_execute("UPDATE cdc_lost SET v = 'after' WHERE id = 1")
+        .await
+        .unwrap();
+    // Whatever the stream's state, the old value is never served again.
+    converges(&client, read, one("after")).await;
+    let metrics = Arc::clone(&proxy.metrics);
+    eventually(CONVERGE, "serving again", move || {
+        let m = Arc::clone(&metrics);
+        async move { m.cdc_serving.get() == 1 && m.cdc_stream_up.get() == 1 }
+    })
+    .await;
+    assert_eq!(warm(&proxy, &client, read).await, one("after"));
+}
+
+/// A column added on the origin (with a row change, so that the stream
+/// sends the new definition): `SELECT *` follows.
+#[tokio::test]
+async fn a_column_added_on_the_origin() {
+    setup(
+        "DROP TABLE IF EXISTS cdc_alter; \
+         CREATE TABLE cdc_alter (id int PRIMARY KEY, v text); \
+         INSERT INTO cdc_alter VALUES (1, 'a')",
+    )
+    .await;
+    let proxy = Proxy::start_streaming(|_| {}).await;
+    let client = proxy.connect("cdc_alter").await;
+    let star = "SELECT * FROM cdc_alter WHERE id = 1";
+    warm(&proxy, &client, star).await;
+    let direct = connect_direct("cdc_alter_ddl").await;
+    let loads = proxy.metrics.cache_catalog_loads.get();
+    direct
+        .batch_execute(
+            "ALTER TABLE cdc_alter ADD COLUMN w int DEFAULT 7; \
+             UPDATE cdc_alter SET v = 'b' WHERE id = 1",
+        )
+        .await
+        .unwrap();
+    let want = "SELECT w FROM cdc_alter WHERE id = 1";
+    converges(&client, want, one("7")).await;
+    let metrics = Arc::clone(&proxy.metrics);
+    eventually(CONVERGE, "catalog reloaded", move || {
+        let m = Arc::clone(&metrics);
+        async move { m.cache_catalog_loads.get() > loads }
+    })
+    .await;
+    let rows = client.simple_query(star).await.unwrap();
+    let direct_rows = direct.simple_query(star).await.unwrap();
+    let values = |msgs: &[tokio_postgres::SimpleQueryMessage]| -> Vec<Vec<Option<String>>> {
+        msgs.iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => {
+                    Some((0..r.len()).map(|i| r.get(i).map(str::to_owned)).collect())
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(values(&rows), values(&direct_rows));
+    assert_eq!(values(&rows)[0].len(), 3);
+}
+
+/// A session that writes through a function (the proxy cannot tell which
+/// tables it writes) reads its own write at once, every time.
+#[tokio::test]
+async fn a_session_reads_its_own_writes() {
+    setup(
+        "DROP TABLE IF EXISTS cdc_ryw CASCADE; \
+         CREATE TABLE cdc_ryw (id int PRIMARY KEY, n int NOT NULL); \
+         INSERT INTO cdc_ryw VALUES (1, 0); \
+         CREATE OR REPLACE FUNCTION cdc_ryw_bump() RETURNS void LANGUAGE sql \
+         AS 'UPDATE cdc_ryw SET n = n + 1 WHERE id = 1'",
+    )
+    .await;
+    let proxy = Proxy::start_streaming(|_| {}).await;
+    let client = proxy.connect("cdc_ryw").await;
+    let read = "SELECT n FROM cdc_ryw WHERE id = 1";
+    warm(&proxy, &client, read).await;
+    let hits_before = proxy.metrics.cache_hits.get();
+    for i in 1..=50 {
+        client.batch_execute("SELECT cdc_ryw_bump()").await.unwrap();
+        assert_eq!(col(&client, read).await, one(&i.to_string()), "write {i}");
+        if i % 10 == 0 {
+            // Between writes the value is cached again.
+            assert_eq!(warm(&proxy, &client, read).await, one(&i.to_string()));
+        }
+    }
+    // Known tables: a plain UPDATE through the proxy, read at once.
+    client
+        .batch_execute("UPDATE cdc_ryw SET n = -1 WHERE id = 1")
+        .await
+        .unwrap();
+    assert_eq!(col(&client, read).await, one("-1"));
+    assert!(proxy.metrics.cache_hits.get() > hits_before);
+}
+
+/// `cdc.slot` names a persistent slot: created when missing, still there
+/// after the proxy stops, used again by the next one.
+#[tokio::test]
+async fn a_named_slot_is_persistent() {
+    let slot = "pgcache_test_persistent";
+    let direct = connect_direct("cdc_slot").await;
+    let _ = direct
+        .execute("SELECT pg_drop_replication_slot($1)", &[&slot])
+        .await;
+    let proxy = Proxy::start_streaming(|c| c.cdc.slot = Some(slot.into())).await;
+    let temporary = col(
+        &direct,
+        &format!("SELECT temporary::text FROM pg_replication_slots WHERE slot_name = '{slot}'"),
+    )
+    .await;
+    assert_eq!(temporary, one("false"));
+    proxy.shutdown().await.expect("shutdown");
+    let slot_active =
+        format!("SELECT active::text FROM pg_replication_slots WHERE slot_name = '{slot}'");
+    // The slot outlives the proxy (released once its connection closes).
+    converges(&direct, &slot_active, one("false")).await;
+    let again = Proxy::start_streaming(|c| c.cdc.slot = Some(slot.into())).await;
+    again.shutdown().await.expect("shutdown");
+    converges(&direct, &slot_active, one("false")).await;
+    direct
+        .execute("SELECT pg_drop_replication_slot($1)", &[&slot])
+        .await
+        .unwrap();
+}
