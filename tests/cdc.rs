@@ -247,9 +247,16 @@ async fn a_hundred_thousand_row_transaction() {
         .batch_execute("UPDATE cdc_big SET n = 1")
         .await
         .expect("update");
+    let metrics = Arc::clone(&proxy.metrics);
+    eventually(CONVERGE, "100,000 changes applied", move || {
+        let m = Arc::clone(&metrics);
+        async move { m.cdc_changes.get() - changes >= 100_000 }
+    })
+    .await;
     converges(&client, sum, one("100000")).await;
     converges(&client, point, one("1")).await;
-    assert!(proxy.metrics.cdc_changes.get() - changes >= 100_000);
+    assert_eq!(warm(&proxy, &client, sum).await, one("100000"));
+    assert_eq!(warm(&proxy, &client, point).await, one("1"));
 }
 
 /// Transactions on two connections interleave their writes and commit in
@@ -302,17 +309,24 @@ async fn a_lost_stream_is_restarted_and_nothing_stale_is_served() {
          INSERT INTO cdc_lost VALUES (1, 'before')",
     )
     .await;
-    let proxy = Proxy::start_streaming(|_| {}).await;
+    // A named slot: the walsender to terminate is this proxy's, not that
+    // of another test's proxy.
+    let slot = "pgcache_test_lost";
+    let direct = connect_direct("cdc_lost_admin").await;
+    let _ = direct
+        .execute("SELECT pg_drop_replication_slot($1)", &[&slot])
+        .await;
+    let proxy = Proxy::start_streaming(|c| c.cdc.slot = Some(slot.into())).await;
     let client = proxy.connect("cdc_lost").await;
     let read = "SELECT v FROM cdc_lost WHERE id = 1";
     assert_eq!(warm(&proxy, &client, read).await, one("before"));
     let restarts = proxy.metrics.cdc_restarts.get();
-    let direct = connect_direct("cdc_lost_admin").await;
     let killed = col(
         &direct,
-        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_replication \
-         WHERE application_name = 'pgcache change stream' \
-         AND pid IN (SELECT active_pid FROM pg_replication_slots WHERE slot_name LIKE 'pgcache\\_%')",
+        &format!(
+            "SELECT count(pg_terminate_backend(active_pid)) FROM pg_replication_slots \
+             WHERE slot_name = '{slot}' AND active_pid IS NOT NULL"
+        ),
     )
     .await;
     assert_ne!(killed, one("0"), "no walsender to terminate");
@@ -335,10 +349,18 @@ async fn a_lost_stream_is_restarted_and_nothing_stale_is_served() {
     })
     .await;
     assert_eq!(warm(&proxy, &client, read).await, one("after"));
+    proxy.shutdown().await.expect("shutdown");
+    let slot_active =
+        format!("SELECT active::text FROM pg_replication_slots WHERE slot_name = '{slot}'");
+    converges(&direct, &slot_active, one("false")).await;
+    direct
+        .execute("SELECT pg_drop_replication_slot($1)", &[&slot])
+        .await
+        .unwrap();
 }
 
-/// A column added on the origin (with a row change, so that the stream
-/// sends the new definition): `SELECT *` follows.
+/// A column added on the origin, with no row change after it (the origin's
+/// DDL event trigger tells the stream): `SELECT *` follows.
 #[tokio::test]
 async fn a_column_added_on_the_origin() {
     setup(
@@ -354,20 +376,16 @@ async fn a_column_added_on_the_origin() {
     let direct = connect_direct("cdc_alter_ddl").await;
     let loads = proxy.metrics.cache_catalog_loads.get();
     direct
-        .batch_execute(
-            "ALTER TABLE cdc_alter ADD COLUMN w int DEFAULT 7; \
-             UPDATE cdc_alter SET v = 'b' WHERE id = 1",
-        )
+        .batch_execute("ALTER TABLE cdc_alter ADD COLUMN w int DEFAULT 7")
         .await
         .unwrap();
-    let want = "SELECT w FROM cdc_alter WHERE id = 1";
-    converges(&client, want, one("7")).await;
     let metrics = Arc::clone(&proxy.metrics);
     eventually(CONVERGE, "catalog reloaded", move || {
         let m = Arc::clone(&metrics);
         async move { m.cache_catalog_loads.get() > loads }
     })
     .await;
+    caught_up(&proxy, &direct).await;
     let rows = client.simple_query(star).await.unwrap();
     let direct_rows = direct.simple_query(star).await.unwrap();
     let values = |msgs: &[tokio_postgres::SimpleQueryMessage]| -> Vec<Vec<Option<String>>> {
@@ -446,4 +464,40 @@ async fn a_named_slot_is_persistent() {
         .execute("SELECT pg_drop_replication_slot($1)", &[&slot])
         .await
         .unwrap();
+}
+
+/// A table dropped, and another renamed, on the origin: their cached rows
+/// are never served again; the origin's errors are.
+#[tokio::test]
+async fn tables_dropped_or_renamed_on_the_origin() {
+    setup(
+        "DROP TABLE IF EXISTS cdc_drop, cdc_rename, cdc_renamed; \
+         CREATE TABLE cdc_drop (id int PRIMARY KEY, v text); \
+         CREATE TABLE cdc_rename (id int PRIMARY KEY, v text); \
+         INSERT INTO cdc_drop VALUES (1, 'a'); INSERT INTO cdc_rename VALUES (1, 'b')",
+    )
+    .await;
+    let proxy = Proxy::start_streaming(|_| {}).await;
+    let client = proxy.connect("cdc_drop").await;
+    let dropped = "SELECT v FROM cdc_drop WHERE id = 1";
+    let renamed = "SELECT v FROM cdc_rename WHERE id = 1";
+    warm(&proxy, &client, dropped).await;
+    warm(&proxy, &client, renamed).await;
+    let direct = connect_direct("cdc_drop_ddl").await;
+    direct
+        .batch_execute("DROP TABLE cdc_drop; ALTER TABLE cdc_rename RENAME TO cdc_renamed")
+        .await
+        .unwrap();
+    caught_up(&proxy, &direct).await;
+    for sql in [dropped, renamed] {
+        let err = client
+            .simple_query(sql)
+            .await
+            .expect_err("the table is gone");
+        assert_eq!(
+            err.code(),
+            Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE),
+            "{sql}: {err:?}"
+        );
+    }
 }

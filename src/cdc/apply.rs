@@ -55,7 +55,13 @@ pub struct Committed {
     /// Row changes (an insert, update or delete of one row; a truncate
     /// counts once per table).
     pub changes: u64,
+    /// The transaction ran DDL (the origin's event trigger said so): any
+    /// table, view, function, policy or privilege may have changed.
+    pub ddl: bool,
 }
+
+/// Prefix of the logical messages the origin's DDL event trigger emits.
+pub const DDL_MESSAGE_PREFIX: &str = "pgcache.ddl";
 
 /// Assembles transactions from the stream.
 #[derive(Debug, Default)]
@@ -120,6 +126,13 @@ impl Applier {
         if let Some((oid, n)) = touched {
             self.open_txn("a row change")?.touch(oid, n);
         }
+        Ok(())
+    }
+
+    /// A transactional logical message with [`DDL_MESSAGE_PREFIX`] (the
+    /// transport reports messages itself).
+    pub fn ddl(&mut self) -> Result<(), ApplyError> {
+        self.open_txn("a DDL message")?.ddl = true;
         Ok(())
     }
 
@@ -234,6 +247,19 @@ mod tests {
             type_modifier: -1,
         });
         assert_eq!(redefined[0], relation);
+    }
+
+    #[test]
+    fn ddl_marks_the_transaction() {
+        let mut applier = Applier::new();
+        assert!(applier.ddl().is_err(), "outside a transaction");
+        applier.begin().unwrap();
+        applier.ddl().unwrap();
+        let committed = applier.commit().unwrap();
+        assert!(committed.ddl);
+        assert!(committed.tables.is_empty());
+        applier.begin().unwrap();
+        assert!(!applier.commit().unwrap().ddl);
     }
 
     #[test]

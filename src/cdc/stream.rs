@@ -33,7 +33,7 @@ use pgwire_replication::{
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
-use super::apply::Applier;
+use super::apply::{Applier, DDL_MESSAGE_PREFIX};
 use super::pgoutput::Relation;
 use super::wal::{Lsn, Timestamp};
 use crate::admin::Metrics;
@@ -57,9 +57,9 @@ const STATUS_INTERVAL: Duration = Duration::from_millis(10);
 /// What the change stream maintains.
 pub trait Target: Send + Sync + 'static {
     fn cache(&self) -> &ResultCache;
-    /// The stream (re)started: every entry has been dropped; what happened
-    /// to the catalog meanwhile is unknown.
-    fn restarted(&self);
+    /// The origin's catalog may have changed (the stream restarted, or a
+    /// transaction ran DDL): reload it.
+    fn catalog_changed(&self);
     /// The stream sent a table definition it had not sent before, or one
     /// that differs from the one it sent before.
     fn redefined(&self, relation: &Relation);
@@ -240,7 +240,8 @@ async fn stream_once(
     shared.synced.store(false, Ordering::Release);
     shared.stream_up.store(true, Ordering::Release);
     shared.metrics.cdc_stream_up.set(1);
-    shared.target.restarted();
+    // DDL may have run while no stream was watching.
+    shared.target.catalog_changed();
     info!(%slot, publication = %config.publication, at = %start, "change stream: started");
 
     let mut applier = Applier::new();
@@ -268,8 +269,11 @@ async fn stream_once(
                 }
                 let written = Written {
                     tables: committed.tables,
-                    all: false,
+                    all: committed.ddl,
                 };
+                if committed.ddl {
+                    shared.target.catalog_changed();
+                }
                 let m = &shared.metrics;
                 m.cdc_transactions.inc();
                 m.cdc_changes.inc_by(committed.changes);
@@ -290,7 +294,22 @@ async fn stream_once(
                     applied(shared, &client, wal_end);
                 }
             }
-            // Logical messages change no rows.
+            ReplicationEvent::Message {
+                transactional,
+                prefix,
+                ..
+            } if prefix == DDL_MESSAGE_PREFIX => {
+                if transactional && applier.in_transaction() {
+                    applier.ddl().map_err(|e| e.to_string())?;
+                } else {
+                    shared.target.catalog_changed();
+                    shared.cache().invalidate(&Written {
+                        tables: Vec::new(),
+                        all: true,
+                    });
+                }
+            }
+            // Other logical messages change no rows.
             ReplicationEvent::Message { .. } => {}
             ReplicationEvent::StoppedAt { .. } => return Err("replication stream stopped".into()),
         }
@@ -354,6 +373,7 @@ async fn prepare(
                 }
             }
         }
+        install_ddl_trigger(&client).await;
         let Some(slot) = &config.slot else {
             return Ok(None);
         };
@@ -393,6 +413,62 @@ async fn prepare(
     drop(client);
     let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
     result
+}
+
+/// The event trigger that puts a logical message into the transaction of
+/// every DDL command run on the origin, so that the change stream sees DDL
+/// that does not pass through the proxy, in commit order. It swallows its
+/// own errors: DDL on the origin never fails because of it.
+const DDL_TRIGGER_SQL: &str = "\
+BEGIN;
+CREATE SCHEMA IF NOT EXISTS pgcache;
+CREATE OR REPLACE FUNCTION pgcache.ddl_notice() RETURNS event_trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $fn$
+BEGIN
+  IF current_setting('wal_level') = 'logical' THEN
+    PERFORM pg_logical_emit_message(true, 'pgcache.ddl', tg_tag);
+  END IF;
+EXCEPTION WHEN OTHERS THEN
+  NULL;
+END
+$fn$;
+CREATE EVENT TRIGGER pgcache_ddl ON ddl_command_end EXECUTE FUNCTION pgcache.ddl_notice();
+COMMIT";
+
+/// Install [`DDL_TRIGGER_SQL`] unless it is there. Without it (the proxy's
+/// role may not create event triggers), DDL run on the origin directly is
+/// seen only when the stream sends the changed table's definition with its
+/// next row change, or at the next catalog reload: say so.
+async fn install_ddl_trigger(client: &tokio_postgres::Client) {
+    let present = client
+        .query_opt(
+            "SELECT 1 FROM pg_catalog.pg_event_trigger WHERE evtname = 'pgcache_ddl' AND evtenabled <> 'D'",
+            &[],
+        )
+        .await;
+    match present {
+        Ok(Some(_)) => return,
+        Ok(None) => {}
+        Err(e) => {
+            warn!(error = %crate::check::describe_pg_error(&e), "change stream: cannot read pg_event_trigger");
+            return;
+        }
+    }
+    match client.batch_execute(DDL_TRIGGER_SQL).await {
+        Ok(()) => info!(
+            "change stream: event trigger pgcache_ddl installed (DDL on the origin reaches the cache)"
+        ),
+        Err(e) => {
+            let _ = client.batch_execute("ROLLBACK").await;
+            if e.code() != Some(&tokio_postgres::error::SqlState::DUPLICATE_OBJECT) {
+                warn!(
+                    error = %crate::check::describe_pg_error(&e),
+                    "change stream: could not install the DDL event trigger; DDL run directly on the origin \
+                     is seen only with the changed table's next row change or the next catalog reload"
+                );
+            }
+        }
+    }
 }
 
 /// `name` as a quoted SQL identifier.

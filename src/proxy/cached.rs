@@ -362,9 +362,8 @@ impl cdc::Target for CacheRuntime {
         &self.cache
     }
 
-    fn restarted(&self) {
-        // DDL may have run while no stream was watching.
-        self.catalog_changed();
+    fn catalog_changed(&self) {
+        CacheRuntime::catalog_changed(self);
     }
 
     fn redefined(&self, relation: &cdc::pgoutput::Relation) {
