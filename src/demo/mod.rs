@@ -47,8 +47,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::admin::{Metrics, PopulationLabels};
-use crate::config::CacheMode;
+use crate::check::describe_pg_error;
 use crate::config::Config;
+use crate::config::{CacheMode, CdcMode};
 
 pub use origin::{OriginOptions, ThrowawayOrigin, start_origin};
 pub use workload::{Kind, KindSummary, Mix, Summary, percentile, run as run_workload};
@@ -333,7 +334,7 @@ async fn with_origin(
     let config = demo_config(config, origin);
     let grace = config.shutdown.timeout + PROXY_STOP_SLACK;
     let mut proxy = RunningProxy::start(config).await?;
-    let result = with_proxy(opts, &mut proxy, signals).await;
+    let result = with_proxy(opts, &mut proxy, origin, signals).await;
     say!("Stopping the proxy…");
     let stopped = proxy.shutdown(grace).await;
     result.and(stopped)
@@ -343,6 +344,7 @@ async fn with_origin(
 async fn with_proxy(
     opts: &DemoOptions,
     proxy: &mut RunningProxy,
+    origin: &ThrowawayOrigin,
     signals: &mut StopSignals,
 ) -> Result<(), DemoError> {
     let psql = proxy.psql_command();
@@ -353,17 +355,42 @@ async fn with_proxy(
         None => say!("Metrics: admin endpoint disabled (set admin.listen in pgcache.toml)."),
     }
 
+    if proxy.stream {
+        if wait_until(Duration::from_secs(15), || {
+            proxy.metrics.cdc_serving.get() == 1
+        })
+        .await
+        {
+            say!(
+                "Change stream: following the origin's committed changes (publication pgcache, temporary slot)."
+            );
+        } else {
+            say!(
+                "Change stream: not serving yet (see the log); statements are forwarded meanwhile."
+            );
+        }
+    }
+
     if opts.seconds > 0 && opts.clients > 0 {
         // Reads first (the cache fills and answers), then the full mix
-        // (writes through the proxy drop the entries of what they write).
-        let reads = opts.seconds.div_ceil(2);
+        // (writes through the proxy drop the entries of what they write),
+        // then reads while another program writes on the origin directly
+        // (the change stream drops what they change).
+        let third = opts.seconds / 3;
+        let reads = opts.seconds - 2 * third;
         let phases = [
-            (Mix::ReadsOnly, reads, "reads only"),
-            (Mix::WithWrites, opts.seconds - reads, "reads and writes"),
+            (Mix::ReadsOnly, reads, "reads only", false),
+            (Mix::WithWrites, third, "reads and writes", false),
+            (
+                Mix::ReadsOnly,
+                if proxy.stream { third } else { 0 },
+                "reads, with writes on the origin directly",
+                true,
+            ),
         ];
         let mut total = 0;
         let mut first_error = None;
-        for (mix, seconds, label) in phases {
+        for (mix, seconds, label, origin_writes) in phases {
             if seconds == 0 {
                 continue;
             }
@@ -382,13 +409,26 @@ async fn with_proxy(
                 Duration::from_secs(seconds),
                 mix,
             );
-            let summary = tokio::select! {
-                summary = workload => summary,
+            let writer = async {
+                if origin_writes {
+                    origin_writer(origin, Duration::from_secs(seconds)).await
+                } else {
+                    Ok(0)
+                }
+            };
+            let (summary, written) = tokio::select! {
+                both = async { tokio::join!(workload, writer) } => both,
                 which = signals.recv() => {
                     say!("{which}: stopping.");
                     return Ok(());
                 }
             };
+            if origin_writes {
+                say!(
+                    "Meanwhile {} price updates were committed on the origin directly.",
+                    written?
+                );
+            }
             say_raw!("{summary}");
             let hits = proxy.metrics.cache_hits.get() - hits0;
             let misses = proxy.metrics.cache_misses.get() - misses0;
@@ -405,10 +445,9 @@ async fn with_proxy(
             }
         }
         say!("Proxy counters: {}", proxy_counters(&proxy.metrics));
-        say!(
-            "Writes through the proxy drop the entries of the tables they write when they \
-             commit; keeping entries exact row by row follows the change stream (next step)."
-        );
+        if proxy.stream {
+            check_against_origin(proxy, origin).await?;
+        }
         if total == 0 {
             return Err(DemoError::Workload {
                 first_error: first_error.unwrap_or_else(|| "none recorded".to_string()),
@@ -429,6 +468,128 @@ async fn with_proxy(
         }
         ended = proxy.wait_unexpected_end() => Err(ended),
     }
+}
+
+/// Poll `condition` every 10 ms for up to `limit`; whether it held.
+async fn wait_until(limit: Duration, condition: impl Fn() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !condition() {
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    true
+}
+
+/// Update product prices on the origin directly (not through the proxy),
+/// one small transaction every 10 ms, for `duration`; how many committed.
+async fn origin_writer(origin: &ThrowawayOrigin, duration: Duration) -> Result<u64, DemoError> {
+    let client = origin.connect(DEMO_DATABASE).await?;
+    let deadline = tokio::time::Instant::now() + duration;
+    let mut rng = workload::Rng::seeded();
+    let mut written = 0;
+    while tokio::time::Instant::now() < deadline {
+        let id = rng.skewed_key(workload::PRODUCTS);
+        client
+            .execute(
+                "UPDATE products SET price = price + 0.01 WHERE id = $1",
+                &[&id],
+            )
+            .await
+            .map_err(|e| DemoError::Origin {
+                action: "updating prices on the origin directly".to_string(),
+                reason: describe_pg_error(&e),
+            })?;
+        written += 1;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(written)
+}
+
+/// Once the change stream has applied everything the origin committed,
+/// read the hottest products through the proxy and directly: the answers
+/// must be the same, cached or not.
+async fn check_against_origin(
+    proxy: &RunningProxy,
+    origin: &ThrowawayOrigin,
+) -> Result<(), DemoError> {
+    let direct = origin.connect(DEMO_DATABASE).await?;
+    let origin_err = |action: &str| {
+        let action = action.to_string();
+        move |e: tokio_postgres::Error| DemoError::Origin {
+            action,
+            reason: describe_pg_error(&e),
+        }
+    };
+    let lsn: i64 = direct
+        .query_one("SELECT (pg_current_wal_flush_lsn() - '0/0')::int8", &[])
+        .await
+        .map_err(origin_err("reading the origin's WAL position"))?
+        .get(0);
+    let caught_up = wait_until(Duration::from_secs(15), || {
+        proxy.metrics.cdc_applied_lsn.get() >= lsn && proxy.metrics.cdc_serving.get() == 1
+    })
+    .await;
+    if !caught_up {
+        say!("Change stream did not catch up within 15 s; results not compared.");
+        return Ok(());
+    }
+    let (via_proxy, conn) = proxy
+        .client_config()
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(|e| DemoError::Proxy {
+            reason: describe_pg_error(&e),
+        })?;
+    tokio::spawn(conn);
+    let hits0 = proxy.metrics.cache_hits.get();
+    let mut compared = 0;
+    for round in 0..2 {
+        for id in 1..=50 {
+            let sql = format!("SELECT name, price::text FROM products WHERE id = {id}");
+            let text = |rows: Vec<tokio_postgres::SimpleQueryMessage>| -> Vec<Vec<Option<String>>> {
+                rows.iter()
+                    .filter_map(|m| match m {
+                        tokio_postgres::SimpleQueryMessage::Row(r) => {
+                            Some((0..r.len()).map(|i| r.get(i).map(str::to_owned)).collect())
+                        }
+                        _ => None,
+                    })
+                    .collect()
+            };
+            let from_proxy =
+                text(
+                    via_proxy
+                        .simple_query(&sql)
+                        .await
+                        .map_err(|e| DemoError::Proxy {
+                            reason: describe_pg_error(&e),
+                        })?,
+                );
+            let from_origin = text(
+                direct
+                    .simple_query(&sql)
+                    .await
+                    .map_err(origin_err("reading products directly"))?,
+            );
+            if from_proxy != from_origin {
+                return Err(DemoError::Proxy {
+                    reason: format!(
+                        "round {round}: {sql} returned {from_proxy:?} through the proxy, \
+                         {from_origin:?} from the origin"
+                    ),
+                });
+            }
+            compared += 1;
+        }
+    }
+    say!(
+        "Checked {compared} reads of the hottest products against the origin after the change \
+         stream caught up: all equal ({} from the cache).",
+        proxy.metrics.cache_hits.get() - hits0
+    );
+    Ok(())
 }
 
 /// Create database `demo` and load [`SAMPLE_SCHEMA`] into it.
@@ -518,6 +679,8 @@ struct RunningProxy {
     metrics: Arc<Metrics>,
     database: String,
     user: String,
+    /// The change stream runs (cache on, `cdc.mode = "on"`).
+    stream: bool,
 }
 
 impl RunningProxy {
@@ -544,6 +707,7 @@ impl RunningProxy {
 
         let database = config.origin.database.clone();
         let user = config.origin.user.clone();
+        let stream = config.cache.mode != CacheMode::Off && config.cdc.mode == CdcMode::On;
         let proxy = tokio::spawn(crate::proxy::serve(
             proxy_listener,
             Arc::new(config),
@@ -569,6 +733,7 @@ impl RunningProxy {
             metrics,
             database,
             user,
+            stream,
         })
     }
 
