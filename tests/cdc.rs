@@ -501,3 +501,88 @@ async fn tables_dropped_or_renamed_on_the_origin() {
         );
     }
 }
+
+/// An entry reading one row by primary key survives changes to other rows
+/// of its table (the stream names the rows each change touched), and goes
+/// when its own row changes — also under a new key, or deleted.
+#[tokio::test]
+async fn point_entries_follow_their_own_row() {
+    setup(
+        "DROP TABLE IF EXISTS cdc_rows; \
+         CREATE TABLE cdc_rows (id int8 PRIMARY KEY, v text); \
+         INSERT INTO cdc_rows SELECT g, 'v' || g FROM generate_series(1, 10) g",
+    )
+    .await;
+    let proxy = Proxy::start_streaming(|_| {}).await;
+    let client = proxy.connect("cdc_rows").await;
+    let direct = connect_direct("cdc_rows_writer").await;
+    let one_sql = "SELECT v FROM cdc_rows WHERE id = 1";
+    let two_sql = "SELECT v FROM cdc_rows WHERE id = '2' AND v IS NOT NULL";
+    warm(&proxy, &client, one_sql).await;
+    warm(&proxy, &client, two_sql).await;
+    // Prepared, binary parameter (tokio-postgres sends int8 in binary).
+    let prepared = client
+        .prepare("SELECT v FROM cdc_rows WHERE id = $1")
+        .await
+        .unwrap();
+    let read_prepared = |id: i64| {
+        let client = &client;
+        let prepared = &prepared;
+        async move {
+            client
+                .query(prepared, &[&id])
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get::<_, String>(0))
+                .collect::<Vec<_>>()
+        }
+    };
+    for _ in 0..3 {
+        read_prepared(3).await;
+    }
+
+    // Other rows change: the entries of rows 1, 2 and 3 stay hits.
+    direct
+        .batch_execute(
+            "UPDATE cdc_rows SET v = 'x' WHERE id = 5; DELETE FROM cdc_rows WHERE id = 6; \
+             INSERT INTO cdc_rows VALUES (11, 'v11')",
+        )
+        .await
+        .unwrap();
+    caught_up(&proxy, &direct).await;
+    let hits = proxy.metrics.cache_hits.get();
+    assert_eq!(col(&client, one_sql).await, one("v1"));
+    assert_eq!(col(&client, two_sql).await, one("v2"));
+    assert_eq!(read_prepared(3).await, vec!["v3".to_owned()]);
+    assert_eq!(proxy.metrics.cache_hits.get() - hits, 3, "all three served");
+
+    // Their own rows change: each follows.
+    direct
+        .batch_execute(
+            "UPDATE cdc_rows SET v = 'one' WHERE id = 1; \
+             UPDATE cdc_rows SET id = 20 WHERE id = 2; \
+             DELETE FROM cdc_rows WHERE id = 3",
+        )
+        .await
+        .unwrap();
+    converges(&client, one_sql, one("one")).await;
+    converges(&client, two_sql, vec![]).await;
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    while !read_prepared(3).await.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "row 3 still read");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // A row moving onto a key that was read as absent.
+    direct
+        .batch_execute("UPDATE cdc_rows SET id = 2 WHERE id = 20")
+        .await
+        .unwrap();
+    converges(&client, two_sql, one("v2")).await;
+    // A write through the proxy: read at once by its session.
+    client
+        .batch_execute("UPDATE cdc_rows SET v = 'mine' WHERE id = 1")
+        .await
+        .unwrap();
+    assert_eq!(col(&client, one_sql).await, one("mine"));
+}

@@ -44,11 +44,38 @@ pub use response::{CapturedResult, Rejected};
 /// more often; never less.
 const GENERATION_SLOTS: usize = 4096;
 
+/// Row generations (by [`row_hash`] modulo the count): entries that read one
+/// row by primary key depend on their row's slot, not on their table's.
+const ROW_SLOTS: usize = 1 << 16;
+
+/// The generation array: every change to a table (`GENERATION_SLOTS`), then
+/// changes to a table that name no row (`GENERATION_SLOTS`), then rows.
+const COARSE_BASE: usize = GENERATION_SLOTS;
+const ROW_BASE: usize = 2 * GENERATION_SLOTS;
+
 /// Bytes counted per entry beyond its key and result (map slot, `Arc`,
 /// allocator overhead), so that many tiny entries still respect the bound.
 /// Measured: 118,609 one-row entries in a 32 MiB cache grew the process by
 /// 36.4 MB in all (docs/benchmarks.md).
 pub const ENTRY_OVERHEAD: u64 = 224;
+
+/// The hash naming one row of `table` by its integer primary key values
+/// (in column order): the change stream and the entries reading one row by
+/// key must agree on it. FNV-1a, stable across runs.
+pub fn row_hash(table: Oid, key: &[i64]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    eat(&table.0.to_le_bytes());
+    for v in key {
+        eat(&v.to_le_bytes());
+    }
+    h
+}
 
 /// A cache key: the request in a canonical byte form (see the session layer)
 /// prefixed with the session-settings class.
@@ -172,7 +199,9 @@ impl Generations {
     fn new() -> Generations {
         Generations {
             global: AtomicU64::new(0),
-            slots: (0..GENERATION_SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            slots: (0..ROW_BASE + ROW_SLOTS)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
         }
     }
 
@@ -180,13 +209,13 @@ impl Generations {
         table.0 as usize % GENERATION_SLOTS
     }
 
-    fn current(&self, tables: &[Oid]) -> Dependencies {
-        let mut slots: Vec<(usize, u64)> = tables
-            .iter()
-            .map(|&t| {
-                let s = Self::slot(t);
-                (s, self.slots[s].load(Ordering::Acquire))
-            })
+    fn row_slot(hash: u64) -> usize {
+        ROW_BASE + (hash % ROW_SLOTS as u64) as usize
+    }
+
+    fn depend(&self, slots: impl Iterator<Item = usize>) -> Dependencies {
+        let mut slots: Vec<(usize, u64)> = slots
+            .map(|s| (s, self.slots[s].load(Ordering::Acquire)))
             .collect();
         slots.sort_unstable();
         slots.dedup();
@@ -194,6 +223,21 @@ impl Generations {
             global: self.global.load(Ordering::Acquire),
             tables: slots.into_boxed_slice(),
         }
+    }
+
+    /// Depends on every change to `tables`.
+    fn current(&self, tables: &[Oid]) -> Dependencies {
+        self.depend(tables.iter().map(|&t| Self::slot(t)))
+    }
+
+    /// Depends on the row of `table` with hash `row`, and on changes to
+    /// `table` that name no row.
+    fn current_row(&self, table: Oid, row: u64) -> Dependencies {
+        self.depend([COARSE_BASE + Self::slot(table), Self::row_slot(row)].into_iter())
+    }
+
+    fn bump(&self, slot: usize) {
+        self.slots[slot].fetch_add(1, Ordering::AcqRel);
     }
 
     fn fresh(&self, deps: &Dependencies) -> bool {
@@ -481,7 +525,11 @@ impl ResultCache {
 
     /// Claim the capture of `key` (single flight). `None` when another
     /// session is capturing it already.
-    pub fn begin_capture(&self, key: &[u8], tables: &[Oid]) -> Option<Capture> {
+    ///
+    /// `row`: the statement reads only the row of `tables[0]` with this
+    /// [`row_hash`] (a single-table lookup by its whole primary key): the
+    /// entry then depends on that row only.
+    pub fn begin_capture(&self, key: &[u8], tables: &[Oid], row: Option<u64>) -> Option<Capture> {
         if self.limits.fenced
             && self
                 .entries
@@ -497,10 +545,11 @@ impl ResultCache {
             return None;
         }
         drop(populating);
-        Some(Capture {
-            key,
-            deps: self.generations.current(tables),
-        })
+        let deps = match (row, tables) {
+            (Some(row), &[table]) => self.generations.current_row(table, row),
+            _ => self.generations.current(tables),
+        };
+        Some(Capture { key, deps })
     }
 
     /// Finish a capture: store `result` unless it is too large. Returns the
@@ -549,10 +598,32 @@ impl ResultCache {
             self.generations.global.fetch_add(1, Ordering::AcqRel);
         } else {
             for &t in &written.tables {
-                self.generations.slots[Generations::slot(t)].fetch_add(1, Ordering::AcqRel);
+                let slot = Generations::slot(t);
+                self.generations.bump(slot);
+                self.generations.bump(COARSE_BASE + slot);
             }
         }
         if !written.is_empty() {
+            self.stale.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    /// A write committed that changed exactly these rows (`(table,
+    /// row_hash)`, old and new keys): entries reading one of them by key,
+    /// and entries reading their tables otherwise, are stale.
+    pub fn invalidate_rows(&self, rows: &[(Oid, u64)]) {
+        let mut tables: Vec<usize> = Vec::new();
+        for &(t, row) in rows {
+            self.generations.bump(Generations::row_slot(row));
+            let slot = Generations::slot(t);
+            if !tables.contains(&slot) {
+                tables.push(slot);
+            }
+        }
+        for slot in tables {
+            self.generations.bump(slot);
+        }
+        if !rows.is_empty() {
             self.stale.fetch_add(1, Ordering::Release);
         }
     }

@@ -31,7 +31,7 @@ fn result(rows: usize, row_len: usize) -> CapturedResult {
 }
 
 fn fill(cache: &ResultCache, key: &[u8], tables: &[Oid], rows: usize) {
-    let capture = cache.begin_capture(key, tables).unwrap();
+    let capture = cache.begin_capture(key, tables, None).unwrap();
     cache.finish_capture(capture, 7, result(rows, 10)).unwrap();
 }
 
@@ -50,11 +50,11 @@ fn capture_then_hit() {
 #[test]
 fn single_flight() {
     let cache = ResultCache::new(limits(1 << 20));
-    let first = cache.begin_capture(b"k", &[]).unwrap();
-    assert!(cache.begin_capture(b"k", &[]).is_none());
-    assert!(cache.begin_capture(b"other", &[]).is_some());
+    let first = cache.begin_capture(b"k", &[], None).unwrap();
+    assert!(cache.begin_capture(b"k", &[], None).is_none());
+    assert!(cache.begin_capture(b"other", &[], None).is_some());
     cache.abandon_capture(first);
-    assert!(cache.begin_capture(b"k", &[]).is_some());
+    assert!(cache.begin_capture(b"k", &[], None).is_some());
 }
 
 #[test]
@@ -78,7 +78,7 @@ fn write_to_the_table_invalidates() {
 #[test]
 fn write_during_capture_makes_the_capture_stale() {
     let cache = ResultCache::new(limits(1 << 20));
-    let capture = cache.begin_capture(b"a", &[Oid(100)]).unwrap();
+    let capture = cache.begin_capture(b"a", &[Oid(100)], None).unwrap();
     cache.invalidate(&Written {
         tables: vec![Oid(100)],
         all: false,
@@ -121,11 +121,11 @@ fn oversized_results_are_not_stored() {
     let mut l = limits(1 << 20);
     l.max_result_size = 1000;
     let cache = ResultCache::new(l);
-    let capture = cache.begin_capture(b"big", &[]).unwrap();
+    let capture = cache.begin_capture(b"big", &[], None).unwrap();
     assert!(cache.finish_capture(capture, 1, result(200, 10)).is_none());
     assert!(cache.get(KeyRef(b"big")).is_none());
     // the claim is released
-    assert!(cache.begin_capture(b"big", &[]).is_some());
+    assert!(cache.begin_capture(b"big", &[], None).is_some());
 }
 
 #[test]
@@ -185,7 +185,7 @@ fn fenced_entry_waits_for_its_position() {
     assert!(cache.get(KeyRef(b"k")).is_none());
     assert_eq!(cache.entry_count(), 1);
     // Not captured again while it waits.
-    assert!(cache.begin_capture(b"k", &[Oid(1)]).is_none());
+    assert!(cache.begin_capture(b"k", &[Oid(1)], None).is_none());
     let pending = cache.take_waiting();
     assert_eq!(pending.len(), 1);
     assert!(cache.take_waiting().is_empty());
@@ -212,7 +212,7 @@ fn fenced_entry_invalidated_while_pending_is_never_served() {
     cache.advance(10);
     assert!(cache.get(KeyRef(b"k")).is_none());
     // A stale pending entry does not block a new capture.
-    assert!(cache.begin_capture(b"k", &[Oid(1)]).is_some());
+    assert!(cache.begin_capture(b"k", &[Oid(1)], None).is_some());
 }
 
 #[test]
@@ -240,7 +240,7 @@ fn unfenced_cache_always_serves() {
 fn clear_drops_pending_and_captures_under_way() {
     let cache = fenced();
     fill(&cache, b"a", &[Oid(1)], 1);
-    let under_way = cache.begin_capture(b"b", &[Oid(2)]).unwrap();
+    let under_way = cache.begin_capture(b"b", &[Oid(2)], None).unwrap();
     let ticket = cache.ticket();
     cache.clear();
     let waiting = cache.take_waiting();
@@ -264,4 +264,37 @@ fn ticket_passes_once_settled_and_applied() {
     assert!(!cache.has_waiting());
     assert!(!ticket.passed(41));
     assert!(ticket.passed(42));
+}
+
+#[test]
+fn row_entries_depend_on_their_row_only() {
+    let cache = ResultCache::new(limits(1 << 20));
+    let t = Oid(100);
+    let row = |k: i64| row_hash(t, &[k]);
+    let fill_row = |key: &[u8], k: i64| {
+        let capture = cache.begin_capture(key, &[t], Some(row(k))).unwrap();
+        cache.finish_capture(capture, 7, result(1, 10)).unwrap();
+    };
+    fill_row(b"one", 1);
+    fill_row(b"two", 2);
+    fill(&cache, b"scan", &[t], 5);
+    // Row 2 changed (named by key): its entry and the table's other
+    // entries go, row 1's entry stays.
+    cache.invalidate_rows(&[(t, row(2))]);
+    assert!(cache.get(KeyRef(b"one")).is_some());
+    assert!(cache.get(KeyRef(b"two")).is_none());
+    assert!(cache.get(KeyRef(b"scan")).is_none());
+    // A change naming no row (or a write through the proxy) takes all.
+    cache.invalidate(&Written {
+        tables: vec![t],
+        all: false,
+    });
+    assert!(cache.get(KeyRef(b"one")).is_none());
+}
+
+#[test]
+fn row_hash_is_stable_and_keyed_by_table() {
+    assert_eq!(row_hash(Oid(1), &[5]), row_hash(Oid(1), &[5]));
+    assert_ne!(row_hash(Oid(1), &[5]), row_hash(Oid(2), &[5]));
+    assert_ne!(row_hash(Oid(1), &[5, 6]), row_hash(Oid(1), &[6, 5]));
 }

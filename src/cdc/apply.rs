@@ -7,14 +7,29 @@
 //! truncated) and the relation definitions the stream sent that differ from
 //! the ones it sent before. The caller applies a [`Committed`] as one step,
 //! so readers see the origin commit by commit, never half a transaction.
+//!
+//! Row keys: for a table whose replica identity is its primary key and whose
+//! key columns are all integers, each change also names the rows it touched
+//! ([`crate::cache::row_hash`] of the key values, old and new), so that
+//! entries reading one row by primary key are dropped only when that row
+//! changes. A change whose key cannot be read (a table without such a key, a
+//! truncate, too many rows in one transaction) names the whole table
+//! ([`Committed::whole`]).
 
 use std::collections::HashMap;
 
 use bytes::Bytes;
 
 use super::error::DecodeError;
-use super::pgoutput::{self, LogicalMessage, Relation};
+use super::pgoutput::{self, ColumnValue, LogicalMessage, Relation, ReplicaIdentity, Tuple};
+use crate::cache::row_hash;
 use crate::catalog::Oid;
+
+/// Rows named one by one per transaction; beyond, tables are named whole.
+pub const MAX_ROWS_PER_TRANSACTION: usize = 8192;
+
+/// `int2`, `int4`, `int8`: key columns whose text form reads as an `i64`.
+const INTEGER_TYPES: [u32; 3] = [21, 23, 20];
 
 /// Why the stream cannot be applied (the caller drops the stream and starts
 /// over; the cache forgets everything).
@@ -48,6 +63,12 @@ impl std::error::Error for ApplyError {}
 pub struct Committed {
     /// Tables whose rows changed, each once.
     pub tables: Vec<Oid>,
+    /// Of those, the ones changed in a way that names no row (or too many
+    /// rows): every entry reading them is affected.
+    pub whole: Vec<Oid>,
+    /// `(table, row_hash)` of each row changed in the other tables (old
+    /// and new key of an update), not deduplicated.
+    pub rows: Vec<(Oid, u64)>,
     /// Relation definitions that are new to this stream or differ from the
     /// one it sent before for the same table (a column added, dropped,
     /// renamed or retyped, a new replica identity).
@@ -68,6 +89,9 @@ pub const DDL_MESSAGE_PREFIX: &str = "pgcache.ddl";
 pub struct Applier {
     open: Option<Committed>,
     relations: HashMap<Oid, Relation>,
+    /// Per table: the positions (in its tuples) of its primary key columns,
+    /// when rows can be named by key.
+    keys: HashMap<Oid, Option<Vec<usize>>>,
 }
 
 impl Applier {
@@ -94,13 +118,27 @@ impl Applier {
     pub fn message(&mut self, data: &Bytes) -> Result<(), ApplyError> {
         let message = pgoutput::decode(data).map_err(ApplyError::Decode)?;
         let touched = match message {
-            LogicalMessage::Insert(m) => Some((m.relation, 1)),
-            LogicalMessage::Update(m) => Some((m.relation, 1)),
-            LogicalMessage::Delete(m) => Some((m.relation, 1)),
+            LogicalMessage::Insert(m) => {
+                let key = self.row(m.relation, &m.new);
+                Some((m.relation, [key, Some(None)]))
+            }
+            LogicalMessage::Update(m) => {
+                let new = self.row(m.relation, &m.new);
+                // The old key comes only when the key changed.
+                let old = match &m.old {
+                    Some(old) => self.row(m.relation, old.tuple()),
+                    None => Some(None),
+                };
+                Some((m.relation, [new, old]))
+            }
+            LogicalMessage::Delete(m) => {
+                let key = self.row(m.relation, m.old.tuple());
+                Some((m.relation, [key, Some(None)]))
+            }
             LogicalMessage::Truncate(m) => {
                 let txn = self.open_txn("Truncate")?;
                 for oid in m.relations {
-                    txn.touch(oid, 1);
+                    txn.touch(oid, 1, &[None]);
                 }
                 None
             }
@@ -111,6 +149,7 @@ impl Applier {
                     .ok_or(ApplyError::OutOfTransaction("Relation"))?;
                 if self.relations.get(&relation.oid) != Some(&relation) {
                     txn.redefined.push(relation.clone());
+                    self.keys.insert(relation.oid, key_positions(&relation));
                     self.relations.insert(relation.oid, relation);
                 }
                 None
@@ -123,10 +162,27 @@ impl Applier {
             LogicalMessage::Commit(_) => return Err(ApplyError::Unexpected("Commit payload")),
             _ => return Err(ApplyError::Unexpected("streamed-transaction")),
         };
-        if let Some((oid, n)) = touched {
-            self.open_txn("a row change")?.touch(oid, n);
+        if let Some((oid, keys)) = touched {
+            self.open_txn("a row change")?.touch(oid, 1, &keys);
         }
         Ok(())
+    }
+
+    /// The row hash of `tuple`'s key: `Some(Some(hash))`; `Some(None)` for
+    /// no key to name (an absent old key); `None` when the row cannot be
+    /// named (the table has no usable key, or a key value is missing).
+    fn row(&self, oid: Oid, tuple: &Tuple) -> Option<Option<u64>> {
+        let positions = self.keys.get(&oid)?.as_ref()?;
+        let mut key = Vec::with_capacity(positions.len());
+        for &p in positions {
+            match tuple.columns.get(p)? {
+                ColumnValue::Text(text) => {
+                    key.push(std::str::from_utf8(text).ok()?.parse::<i64>().ok()?)
+                }
+                _ => return None,
+            }
+        }
+        Some(Some(row_hash(oid, &key)))
     }
 
     /// A transactional logical message with [`DDL_MESSAGE_PREFIX`] (the
@@ -138,15 +194,24 @@ impl Applier {
 
     /// `Commit`: the transaction, ready to apply.
     pub fn commit(&mut self) -> Result<Committed, ApplyError> {
-        self.open
+        let mut c = self
+            .open
             .take()
-            .ok_or(ApplyError::OutOfTransaction("Commit"))
+            .ok_or(ApplyError::OutOfTransaction("Commit"))?;
+        // Every table changed is named whole or by rows.
+        for &t in &c.tables {
+            if !c.whole.contains(&t) && !c.rows.iter().any(|&(r, _)| r == t) {
+                c.whole.push(t);
+            }
+        }
+        Ok(c)
     }
 
     /// The stream restarted: forget the relations it sent.
     pub fn reset(&mut self) {
         self.open = None;
         self.relations.clear();
+        self.keys.clear();
     }
 
     fn open_txn(&mut self, what: &'static str) -> Result<&mut Committed, ApplyError> {
@@ -155,13 +220,47 @@ impl Applier {
 }
 
 impl Committed {
-    fn touch(&mut self, oid: Oid, n: u64) {
+    /// `n` changes to `oid`, naming rows `keys` (`Some(None)`: nothing to
+    /// name; `None`: a row that cannot be named).
+    fn touch(&mut self, oid: Oid, n: u64, keys: &[Option<Option<u64>>]) {
         self.changes += n;
         // Transactions touch few tables: a linear scan beats hashing.
         if !self.tables.contains(&oid) {
             self.tables.push(oid);
         }
+        if self.whole.contains(&oid) {
+            return;
+        }
+        let named = keys.iter().all(Option::is_some) && self.rows.len() < MAX_ROWS_PER_TRANSACTION;
+        if named {
+            self.rows
+                .extend(keys.iter().filter_map(|k| k.flatten()).map(|h| (oid, h)));
+        } else {
+            self.whole.push(oid);
+            self.rows.retain(|&(t, _)| t != oid);
+        }
     }
+}
+
+/// Where the primary key columns are in `relation`'s tuples, when rows can
+/// be named by them: the replica identity is the primary key (`DEFAULT`,
+/// so old keys carry exactly those columns) and every key column is an
+/// integer. In column order, as [`crate::cache::row_hash`] expects.
+fn key_positions(relation: &Relation) -> Option<Vec<usize>> {
+    if relation.replica_identity != ReplicaIdentity::Default {
+        return None;
+    }
+    let positions: Vec<usize> = relation
+        .columns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.part_of_key)
+        .map(|(i, _)| i)
+        .collect();
+    let integers = positions
+        .iter()
+        .all(|&i| INTEGER_TYPES.contains(&relation.columns[i].type_oid.0));
+    (!positions.is_empty() && integers).then_some(positions)
 }
 
 #[cfg(test)]
@@ -199,6 +298,64 @@ mod tests {
             assert_eq!(c.changes, 1);
             assert!(c.redefined.is_empty(), "same definition as before");
         }
+    }
+
+    #[test]
+    fn changes_name_their_rows_by_primary_key() {
+        let commits = run(&fixture!("identity_default.hex"));
+        let table = commits[0].tables[0];
+        for c in &commits {
+            assert!(c.whole.is_empty(), "{c:?}");
+        }
+        assert_eq!(commits[0].rows.len(), 2, "two inserts, two rows");
+        assert_ne!(commits[0].rows[0], commits[0].rows[1]);
+        assert_eq!(commits[1].rows.len(), 1, "a non-key update: the row");
+        assert_eq!(commits[2].rows.len(), 2, "a key update: new and old key");
+        assert_eq!(commits[3].rows.len(), 1, "a delete: the old key");
+        // Every key updated or deleted is one inserted or given earlier.
+        let known: Vec<_> = commits[..2].iter().flat_map(|c| &c.rows).collect();
+        assert!(known.contains(&&commits[2].rows[1]), "old key");
+        let known: Vec<_> = commits[..3].iter().flat_map(|c| &c.rows).collect();
+        assert!(known.contains(&&commits[3].rows[0]), "deleted key");
+        assert!(
+            commits
+                .iter()
+                .flat_map(|c| &c.rows)
+                .all(|&(t, _)| t == table)
+        );
+    }
+
+    #[test]
+    fn rows_without_a_usable_key_name_the_table() {
+        for name in [
+            "identity_full.hex",
+            "identity_index_nothing.hex",
+            "truncate.hex",
+        ] {
+            let commits = run(&crate::cdc::fixtures::all()
+                .into_iter()
+                .find(|(n, _)| *n == name)
+                .expect("fixture")
+                .1);
+            for c in &commits {
+                assert!(c.rows.is_empty(), "{name}: {c:?}");
+                assert_eq!(c.whole, c.tables, "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn too_many_rows_name_the_table() {
+        let messages = fixture!("identity_default.hex");
+        let mut applier = Applier::new();
+        applier.begin().unwrap();
+        applier.message(&messages[1]).unwrap();
+        for _ in 0..MAX_ROWS_PER_TRANSACTION + 1 {
+            applier.message(&messages[2]).unwrap();
+        }
+        let c = applier.commit().unwrap();
+        assert!(c.rows.is_empty());
+        assert_eq!(c.whole, c.tables);
     }
 
     #[test]

@@ -268,7 +268,7 @@ async fn stream_once(
                     shared.target.redefined(relation);
                 }
                 let written = Written {
-                    tables: committed.tables,
+                    tables: committed.whole,
                     all: committed.ddl,
                 };
                 if committed.ddl {
@@ -285,6 +285,7 @@ async fn stream_once(
                 // Invalidate first, then publish the position: a reader that
                 // sees the position sees the invalidation.
                 shared.cache().invalidate(&written);
+                shared.cache().invalidate_rows(&committed.rows);
                 applied(shared, &client, end_lsn);
             }
             ReplicationEvent::KeepAlive { wal_end, .. } => {

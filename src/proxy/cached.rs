@@ -23,9 +23,13 @@ use crate::cdc;
 use crate::config::{CacheConfig, CacheMode, CdcMode, Config};
 use crate::protocol::frontend;
 use crate::sql::ast::ObjectName;
+use crate::sql::rowkey::{self, KeySource};
 use crate::sql::{
     self, Analyzer, Context as SqlContext, Session as SqlSession, StatementKind, Verdict, Writes,
 };
+
+/// `pg_catalog`'s OID.
+const PG_CATALOG: Oid = Oid(11);
 
 /// The comment that keeps a statement away from the cache.
 const SKIP_HINTS: [&str; 2] = ["pgcache: skip", "pgcache:skip"];
@@ -122,6 +126,9 @@ pub(crate) struct CacheRuntime {
     publication: Option<String>,
     /// Notified when entries or tickets start waiting for a fence position.
     pub(crate) fence_wanted: Arc<Notify>,
+    /// Per shape fingerprint and catalog generation: how to name the one
+    /// row it reads by primary key, if it does.
+    row_keys: quick_cache::sync::Cache<(u64, u64), Option<Arc<sql::rowkey::RowKey>>>,
 }
 
 impl CacheSource for CacheRuntime {
@@ -175,6 +182,7 @@ impl CacheRuntime {
             ddl_epoch: AtomicU64::new(0),
             publication: (config.cdc.mode == CdcMode::On).then(|| config.cdc.publication.clone()),
             fence_wanted: Arc::new(Notify::new()),
+            row_keys: quick_cache::sync::Cache::new(16_384),
         });
         metrics.set_cache_source(Arc::clone(&rt) as Arc<dyn CacheSource>);
         Some(rt)
@@ -409,6 +417,8 @@ struct Ctx {
 #[derive(Debug)]
 struct Stmt {
     sql: Arc<str>,
+    /// Declared parameter type OIDs (0 = unspecified).
+    param_types: Arc<[u32]>,
     /// The request part of cache keys for its executions: its text,
     /// declared parameter types, parse-time settings and catalog epoch
     /// (length-prefixed bytes), interned process-wide so that a hit hashes
@@ -755,8 +765,8 @@ impl SessionCache {
         let (kinds, cacheable) = match (&catalog, &ctx) {
             (Some(catalog), Some(ctx)) => {
                 let a = self.analyze(catalog, ctx, sql);
-                let cacheable = match &a.verdict {
-                    Verdict::Cacheable(c) => Some(Arc::clone(&c.shape)),
+                let cacheable = match a.verdict {
+                    Verdict::Cacheable(c) => Some(c),
                     Verdict::NotCacheable(_) => None,
                 };
                 (a.kinds, cacheable)
@@ -764,9 +774,13 @@ impl SessionCache {
             _ => (self.kinds(sql), None),
         };
         self.account(sql, &kinds, cacheable.is_some(), catalog.as_deref());
-        if let (Some(shape), Some(catalog), Some(ctx), true) = (&cacheable, &catalog, &ctx, quiet) {
+        if let (Some(c), Some(catalog), Some(ctx), true) = (&cacheable, &catalog, &ctx, quiet) {
             query_key(&mut self.key, ctx.class, sql.as_bytes());
-            self.watch_miss(catalog, shape, sql);
+            let row = self.row_of(catalog, ctx, &c.shape, |part, _| match part {
+                KeySource::Lifted(i) => rowkey::lifted_value(c.params.get(i)?),
+                KeySource::Client(_) => None,
+            });
+            self.watch_miss(catalog, &c.shape, sql, row);
         }
         self.probe_after(quiet, &kinds)
     }
@@ -1087,8 +1101,14 @@ impl SessionCache {
         prefix.extend_from_slice(p.query);
         prefix.extend_from_slice(&(p.param_types.len() as u32).to_be_bytes());
         prefix.extend_from_slice(p.param_types);
+        let param_types = p
+            .param_types
+            .chunks_exact(4)
+            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
         Arc::new(Stmt {
             sql,
+            param_types,
             id: self.rt.cache.statement_id(&prefix),
             kinds,
             parse_env_known: env.is_some(),
@@ -1406,16 +1426,67 @@ impl SessionCache {
         }
         let catalog = self.rt.catalog()?;
         let shape = self.stmt_cacheable(&stmt, Some(&catalog))?;
-        let class = self.servable()?.class;
-        execute_key(&mut self.key, class, stmt.id, b.tail);
-        self.watch_miss(&catalog, &shape, &stmt.sql);
+        let ctx = self.servable()?.clone();
+        execute_key(&mut self.key, ctx.class, stmt.id, b.tail);
+        let params = rowkey::bind_params(b.tail);
+        let row = self.row_of(&catalog, &ctx, &shape, |part, column_type| match part {
+            KeySource::Client(n) => {
+                let i = usize::try_from(n).ok()?.checked_sub(1)?;
+                let &(value, binary) = params.as_ref()?.get(i)?;
+                let declared = stmt.param_types.get(i).copied().unwrap_or(0);
+                rowkey::bound_value(value?, binary, declared, column_type)
+            }
+            KeySource::Lifted(_) => None,
+        });
+        self.watch_miss(&catalog, &shape, &stmt.sql, row);
         Some(false)
+    }
+
+    /// The row hash naming the one row `shape` reads by primary key, with
+    /// key values from `value` (by source and key column type).
+    fn row_of(
+        &self,
+        catalog: &Catalog,
+        ctx: &Ctx,
+        shape: &sql::Shape,
+        value: impl Fn(KeySource, Oid) -> Option<i64>,
+    ) -> Option<u64> {
+        let &[table] = shape.tables.as_slice() else {
+            return None;
+        };
+        let generation = catalog.snapshot.generation();
+        let spec = match self.rt.row_keys.get(&(shape.fingerprint, generation)) {
+            Some(spec) => spec,
+            None => {
+                let spec = catalog
+                    .snapshot
+                    .tables()
+                    .find(|t| t.oid == table)
+                    .and_then(|t| rowkey::row_key(shape, t))
+                    .map(Arc::new);
+                self.rt
+                    .row_keys
+                    .insert((shape.fingerprint, generation), spec.clone());
+                spec
+            }
+        }?;
+        // `=` must be the built-in one: pg_catalog searched first.
+        let path = ctx.search_path.effective(&catalog.snapshot, &ctx.role);
+        if path.schemas().next() != Some(PG_CATALOG) {
+            return None;
+        }
+        let key = spec
+            .parts
+            .iter()
+            .map(|&(source, column_type)| value(source, column_type))
+            .collect::<Option<Vec<i64>>>()?;
+        Some(crate::cache::row_hash(spec.table, &key))
     }
 
     /// A cacheable request whose key is in `self.key` was just forwarded:
     /// watch its reply (for the grant and the miss latency) and capture it
     /// when the statement may get an entry.
-    fn watch_miss(&mut self, catalog: &Catalog, shape: &sql::Shape, sql: &str) {
+    fn watch_miss(&mut self, catalog: &Catalog, shape: &sql::Shape, sql: &str, row: Option<u64>) {
         self.rt.metrics.cache_misses.inc();
         let admitted = !CacheRuntime::skip_hinted(sql)
             && !self.rt.catalog_stale()
@@ -1423,7 +1494,7 @@ impl SessionCache {
                 .rt
                 .allowed(catalog, &shape.tables, sql, shape.fingerprint);
         let capture = if admitted {
-            self.rt.cache.begin_capture(&self.key, &shape.tables)
+            self.rt.cache.begin_capture(&self.key, &shape.tables, row)
         } else {
             None
         };
@@ -1562,14 +1633,16 @@ impl SessionCache {
             self.ticket = None;
         }
         let txn = std::mem::take(&mut self.txn);
-        if txn.written.all && !txn.ddl && self.rt.publication.is_some() {
-            // The change stream will say which tables changed; until it
-            // has, this session reads nothing from the cache.
+        let stream = self.rt.publication.is_some();
+        if !txn.written.is_empty() && !txn.ddl && stream {
+            // The change stream will say which rows changed (dropping the
+            // tables here would drop the entries of every other row); until
+            // it has, this session reads nothing from the cache.
             self.ticket = Some(self.rt.cache.ticket());
             self.rt.fence_wanted.notify_one();
         } else if !txn.written.is_empty() {
-            // Known tables (or DDL): at once, so that every session reads
-            // the write from here on.
+            // No change stream (or DDL): at once, so that every session
+            // reads the write from here on.
             self.rt.cache.invalidate(&txn.written);
         }
         if txn.ddl {

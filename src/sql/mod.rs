@@ -30,6 +30,7 @@ mod convert;
 pub mod kind;
 mod normalize;
 pub mod reason;
+pub mod rowkey;
 mod session;
 pub mod shape;
 mod typing;
