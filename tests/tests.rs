@@ -31,3 +31,5 @@ mod cache_hits;
 mod cache_redteam;
 
 mod cdc;
+mod cdc_redteam;
+

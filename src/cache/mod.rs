@@ -313,6 +313,8 @@ pub struct ResultCache {
     serving: AtomicBool,
     /// The change stream's applied position (LSN).
     applied: AtomicU64,
+    /// Times the change stream (re)started.
+    starts: AtomicU64,
     /// Entries stored and tickets issued since the last [`Self::take_waiting`].
     pending: Mutex<Waiting>,
 }
@@ -321,13 +323,10 @@ pub struct ResultCache {
 /// its own last write: settled with a WAL position read after that write
 /// committed; passed once the applier is there.
 #[derive(Debug)]
-pub struct Ticket(AtomicU64);
-
-impl Ticket {
-    /// The applier has passed the ticket's position.
-    pub fn passed(&self, applied: u64) -> bool {
-        self.0.load(Ordering::Acquire) <= applied
-    }
+pub struct Ticket {
+    lsn: AtomicU64,
+    /// The change stream's start count when the ticket was issued.
+    stream: u64,
 }
 
 /// What waits for a fence position: entries captured and tickets issued
@@ -355,7 +354,7 @@ impl Waiting {
             e.settle(lsn);
         }
         for t in self.tickets {
-            t.0.store(lsn, Ordering::Release);
+            t.lsn.store(lsn, Ordering::Release);
         }
     }
 }
@@ -389,6 +388,7 @@ impl ResultCache {
             started: Instant::now(),
             serving: AtomicBool::new(!limits.fenced),
             applied: AtomicU64::new(0),
+            starts: AtomicU64::new(0),
             pending: Mutex::new(Waiting::default()),
             limits,
         }
@@ -430,6 +430,22 @@ impl ResultCache {
         pending.tickets.extend(waiting.tickets);
     }
 
+    /// Whether the applier has passed `ticket`'s position. A ticket of an
+    /// earlier stream has passed: every entry of that time is gone.
+    pub fn passed(&self, ticket: &Ticket) -> bool {
+        ticket.stream != self.starts.load(Ordering::Acquire)
+            || ticket.lsn.load(Ordering::Acquire) <= self.applied()
+    }
+
+    /// The change stream (re)started at `lsn`: forget every entry, and take
+    /// `lsn` as the applied position even if it is behind the last one (the
+    /// origin may be another server now, whose WAL is behind).
+    pub fn restart(&self, lsn: u64) {
+        self.clear();
+        self.starts.fetch_add(1, Ordering::AcqRel);
+        self.applied.store(lsn, Ordering::Release);
+    }
+
     /// Whether anything waits for a fence position.
     pub fn has_waiting(&self) -> bool {
         !self
@@ -439,11 +455,13 @@ impl ResultCache {
             .is_empty()
     }
 
-    /// A ticket for a session that just committed a write whose tables are
-    /// not known: it reads from the cache again once the ticket has
-    /// [`passed`](Ticket::passed).
+    /// A ticket for a session that just committed a write: it reads from
+    /// the cache again once the ticket has [`passed`](Self::passed).
     pub fn ticket(&self) -> Arc<Ticket> {
-        let ticket = Arc::new(Ticket(AtomicU64::new(PENDING)));
+        let ticket = Arc::new(Ticket {
+            lsn: AtomicU64::new(PENDING),
+            stream: self.starts.load(Ordering::Acquire),
+        });
         self.pending
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -246,8 +246,10 @@ fn clear_drops_pending_and_captures_under_way() {
     let waiting = cache.take_waiting();
     assert_eq!(waiting.len(), 1, "the ticket, not the entry");
     waiting.settle(5);
-    assert!(!ticket.passed(4));
-    assert!(ticket.passed(5));
+    cache.advance(4);
+    assert!(!cache.passed(&ticket));
+    cache.advance(5);
+    assert!(cache.passed(&ticket));
     assert_eq!(cache.entry_count(), 0);
     cache.finish_capture(under_way, 7, result(1, 10)).unwrap();
     cache.take_waiting().settle(0);
@@ -258,12 +260,19 @@ fn clear_drops_pending_and_captures_under_way() {
 fn ticket_passes_once_settled_and_applied() {
     let cache = fenced();
     let ticket = cache.ticket();
-    assert!(!ticket.passed(u64::MAX - 1), "unsettled");
+    cache.advance(u64::MAX - 1);
+    assert!(!cache.passed(&ticket), "unsettled");
     assert!(cache.has_waiting());
     cache.take_waiting().settle(42);
     assert!(!cache.has_waiting());
-    assert!(!ticket.passed(41));
-    assert!(ticket.passed(42));
+    cache.restart(41);
+    assert_eq!(cache.applied(), 41, "behind the last position");
+    assert!(cache.passed(&ticket), "issued before the restart");
+    let ticket = cache.ticket();
+    cache.take_waiting().settle(42);
+    assert!(!cache.passed(&ticket));
+    cache.advance(42);
+    assert!(cache.passed(&ticket));
 }
 
 #[test]

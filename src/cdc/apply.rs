@@ -79,6 +79,47 @@ pub struct Committed {
     /// The transaction ran DDL (the origin's event trigger said so): any
     /// table, view, function, policy or privilege may have changed.
     pub ddl: bool,
+    /// Its transaction id (from `Begin`).
+    pub xid: u32,
+}
+
+/// A snapshot as `pg_current_snapshot()` prints it (`xmin:xmax:xip,…`):
+/// which transactions had finished when it was taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XidSnapshot {
+    xmin: u32,
+    xmax: u32,
+    in_progress: Vec<u32>,
+}
+
+impl XidSnapshot {
+    /// Parses the text form; transaction ids are kept modulo 2^32, as the
+    /// change stream sends them.
+    pub fn parse(text: &str) -> Option<XidSnapshot> {
+        let mut parts = text.split(':');
+        let low = |v: &str| v.parse::<u64>().ok().map(|x| x as u32);
+        let xmin = low(parts.next()?)?;
+        let xmax = low(parts.next()?)?;
+        let in_progress = match parts.next()? {
+            "" => Vec::new(),
+            list => list.split(',').map(low).collect::<Option<Vec<_>>>()?,
+        };
+        if parts.next().is_some() {
+            return None;
+        }
+        Some(XidSnapshot {
+            xmin,
+            xmax,
+            in_progress,
+        })
+    }
+
+    /// Whether transaction `xid` (one that committed before the snapshot
+    /// was requested) is visible to it: finished, not in progress.
+    pub fn finished(&self, xid: u32) -> bool {
+        let precedes = |a: u32, b: u32| (a.wrapping_sub(b) as i32) < 0;
+        precedes(xid, self.xmin) || (precedes(xid, self.xmax) && !self.in_progress.contains(&xid))
+    }
 }
 
 /// Prefix of the logical messages the origin's DDL event trigger emits.
@@ -104,12 +145,15 @@ impl Applier {
         self.open.is_some()
     }
 
-    /// `Begin`.
-    pub fn begin(&mut self) -> Result<(), ApplyError> {
+    /// `Begin` of transaction `xid`.
+    pub fn begin(&mut self, xid: u32) -> Result<(), ApplyError> {
         if self.open.is_some() {
             return Err(ApplyError::OutOfTransaction("Begin"));
         }
-        self.open = Some(Committed::default());
+        self.open = Some(Committed {
+            xid,
+            ..Committed::default()
+        });
         Ok(())
     }
 
@@ -276,7 +320,7 @@ mod tests {
         let mut out = Vec::new();
         for m in messages {
             match m[0] {
-                b'B' => applier.begin().unwrap(),
+                b'B' => applier.begin(1).unwrap(),
                 b'C' => out.push(applier.commit().unwrap()),
                 _ => applier.message(m).unwrap(),
             }
@@ -348,7 +392,7 @@ mod tests {
     fn too_many_rows_name_the_table() {
         let messages = fixture!("identity_default.hex");
         let mut applier = Applier::new();
-        applier.begin().unwrap();
+        applier.begin(1).unwrap();
         applier.message(&messages[1]).unwrap();
         for _ in 0..MAX_ROWS_PER_TRANSACTION + 1 {
             applier.message(&messages[2]).unwrap();
@@ -378,7 +422,7 @@ mod tests {
     fn changed_definition_is_reported_again() {
         let messages = fixture!("identity_default.hex");
         let mut applier = Applier::new();
-        applier.begin().unwrap();
+        applier.begin(1).unwrap();
         applier.message(&messages[1]).unwrap();
         assert_eq!(applier.commit().unwrap().redefined.len(), 1);
         // The same relation with one more column.
@@ -393,7 +437,7 @@ mod tests {
         let count = i16::from_be_bytes([changed[count_at], changed[count_at + 1]]);
         changed[count_at..count_at + 2].copy_from_slice(&(count + 1).to_be_bytes());
         changed.extend_from_slice(&[0, b'x', 0, 0, 0, 0, 23, 0xff, 0xff, 0xff, 0xff]);
-        applier.begin().unwrap();
+        applier.begin(1).unwrap();
         applier.message(&Bytes::from(changed)).unwrap();
         let redefined = applier.commit().unwrap().redefined;
         assert_eq!(redefined.len(), 1);
@@ -407,15 +451,37 @@ mod tests {
     }
 
     #[test]
+    fn snapshots_say_which_transactions_finished() {
+        let s = XidSnapshot::parse("100:105:101,103").unwrap();
+        assert!(s.finished(99));
+        assert!(s.finished(100), "xmin itself is in progress only if listed");
+        assert!(!s.finished(101));
+        assert!(s.finished(102));
+        assert!(!s.finished(103));
+        assert!(s.finished(104));
+        assert!(!s.finished(105), "not yet begun when taken");
+        let empty = XidSnapshot::parse("7:7:").unwrap();
+        assert!(empty.finished(6));
+        assert!(!empty.finished(7));
+        // 64-bit ids past the first epoch, compared modulo 2^32.
+        let wrapped = XidSnapshot::parse("4294967300:4294967310:").unwrap();
+        assert!(wrapped.finished(4294967305u64 as u32));
+        assert!(wrapped.finished(u32::MAX), "just before the wrap");
+        for bad in ["", "1:2", "1:2:3:4", "a:2:", "1:2:x"] {
+            assert_eq!(XidSnapshot::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn ddl_marks_the_transaction() {
         let mut applier = Applier::new();
         assert!(applier.ddl().is_err(), "outside a transaction");
-        applier.begin().unwrap();
+        applier.begin(1).unwrap();
         applier.ddl().unwrap();
         let committed = applier.commit().unwrap();
         assert!(committed.ddl);
         assert!(committed.tables.is_empty());
-        applier.begin().unwrap();
+        applier.begin(1).unwrap();
         assert!(!applier.commit().unwrap().ddl);
     }
 
@@ -428,14 +494,14 @@ mod tests {
             Err(ApplyError::OutOfTransaction("a row change"))
         );
         assert!(applier.commit().is_err());
-        applier.begin().unwrap();
-        assert!(applier.begin().is_err());
+        applier.begin(1).unwrap();
+        assert!(applier.begin(2).is_err());
     }
 
     #[test]
     fn malformed_payloads_are_errors() {
         let mut applier = Applier::new();
-        applier.begin().unwrap();
+        applier.begin(1).unwrap();
         for bad in [&b""[..], b"I", b"I\0\0", b"Z123", b"T\0\0\0\x05\0"] {
             assert!(
                 matches!(
@@ -455,7 +521,7 @@ mod tests {
             .find(|m| m[0] == b'S')
             .expect("a Stream Start");
         let mut applier = Applier::new();
-        applier.begin().unwrap();
+        applier.begin(1).unwrap();
         assert!(matches!(
             applier.message(start),
             Err(ApplyError::Unexpected(_))

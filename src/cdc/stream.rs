@@ -33,11 +33,12 @@ use pgwire_replication::{
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
-use super::apply::{Applier, DDL_MESSAGE_PREFIX};
+use super::apply::{Applier, DDL_MESSAGE_PREFIX, XidSnapshot};
 use super::pgoutput::Relation;
 use super::wal::{Lsn, Timestamp};
 use crate::admin::Metrics;
 use crate::cache::{ResultCache, Written};
+use crate::catalog::Oid;
 use crate::config::{CdcConfig, OriginConfig};
 
 /// The position is read at least this often (lag resolution).
@@ -76,7 +77,26 @@ struct Shared {
     synced: AtomicBool,
     /// Positions read, oldest first, with the time their read began.
     observations: Mutex<VecDeque<(u64, Instant)>>,
+    /// Applied transactions not yet seen finished by a position read.
+    unseen: Mutex<Vec<Unseen>>,
+    /// What the last position read said of the DDL event trigger and of
+    /// roles (see [`POSITION_SQL`]).
+    seen: Mutex<(Option<bool>, Option<i64>)>,
 }
+
+/// A transaction applied when the stream delivered it, which can be before
+/// other sessions see it committed (the committing backend still waits,
+/// e.g. for a synchronous standby): an entry captured in between shows the
+/// old rows under the new generations. Once a snapshot shows the
+/// transaction finished, its changes are invalidated again.
+struct Unseen {
+    xid: u32,
+    written: Written,
+    rows: Vec<(Oid, u64)>,
+}
+
+/// Transactions kept for [`Unseen`]; beyond, every entry is dropped once.
+const MAX_UNSEEN: usize = 100_000;
 
 impl Shared {
     fn cache(&self) -> &ResultCache {
@@ -108,6 +128,18 @@ impl Shared {
         self.metrics.cdc_serving.set(0);
     }
 
+    fn not_yet_visible(&self, unseen: Unseen) {
+        let mut list = self.unseen.lock().unwrap_or_else(|p| p.into_inner());
+        if list.len() >= MAX_UNSEEN {
+            list.clear();
+            self.cache().invalidate(&Written {
+                tables: Vec::new(),
+                all: true,
+            });
+        }
+        list.push(unseen);
+    }
+
     fn observe(&self, lsn: u64, at: Instant) {
         let mut obs = self.observations.lock().unwrap_or_else(|p| p.into_inner());
         if obs.len() < MAX_OBSERVATIONS {
@@ -133,6 +165,8 @@ pub async fn run(
         position_up: AtomicBool::new(false),
         synced: AtomicBool::new(false),
         observations: Mutex::new(VecDeque::new()),
+        unseen: Mutex::new(Vec::new()),
+        seen: Mutex::new((None, None)),
     });
     shared.stop_serving();
     tokio::join!(
@@ -229,9 +263,14 @@ async fn stream_once(
         .map_err(|e| format!("START_REPLICATION: {e}"))?;
 
     // Everything cached before this point followed another stream (or
-    // none): forget it, then start from the slot's position.
-    shared.cache().clear();
-    shared.cache().advance(start.0);
+    // none): forget it, then start from the slot's position (even behind
+    // the last one: the origin may be another server now).
+    shared.cache().restart(start.0);
+    shared
+        .unseen
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clear();
     shared
         .observations
         .lock()
@@ -254,7 +293,7 @@ async fn stream_once(
             return Err("replication stream ended".into());
         };
         match event {
-            ReplicationEvent::Begin { .. } => applier.begin().map_err(|e| e.to_string())?,
+            ReplicationEvent::Begin { xid, .. } => applier.begin(xid).map_err(|e| e.to_string())?,
             ReplicationEvent::XLogData { data, .. } => {
                 applier.message(&data).map_err(|e| e.to_string())?
             }
@@ -287,6 +326,11 @@ async fn stream_once(
                 shared.cache().invalidate(&written);
                 shared.cache().invalidate_rows(&committed.rows);
                 applied(shared, &client, end_lsn);
+                shared.not_yet_visible(Unseen {
+                    xid: committed.xid,
+                    written,
+                    rows: committed.rows,
+                });
             }
             ReplicationEvent::KeepAlive { wal_end, .. } => {
                 // Everything committed before the server's end of WAL has
@@ -434,6 +478,7 @@ EXCEPTION WHEN OTHERS THEN
 END
 $fn$;
 CREATE EVENT TRIGGER pgcache_ddl ON ddl_command_end EXECUTE FUNCTION pgcache.ddl_notice();
+ALTER EVENT TRIGGER pgcache_ddl ENABLE ALWAYS;
 COMMIT";
 
 /// Install [`DDL_TRIGGER_SQL`] unless it is there. Without it (the proxy's
@@ -443,19 +488,23 @@ COMMIT";
 async fn install_ddl_trigger(client: &tokio_postgres::Client) {
     let present = client
         .query_opt(
-            "SELECT 1 FROM pg_catalog.pg_event_trigger WHERE evtname = 'pgcache_ddl' AND evtenabled <> 'D'",
+            "SELECT evtenabled = 'A' FROM pg_catalog.pg_event_trigger WHERE evtname = 'pgcache_ddl'",
             &[],
         )
-        .await;
-    match present {
-        Ok(Some(_)) => return,
-        Ok(None) => {}
+        .await
+        .map(|row| row.map(|r| r.try_get::<_, bool>(0).unwrap_or(false)));
+    let sql = match present {
+        Ok(Some(true)) => return,
+        // Disabled, or firing only in some session_replication_role modes:
+        // DDL run in the others would go unseen.
+        Ok(Some(false)) => "ALTER EVENT TRIGGER pgcache_ddl ENABLE ALWAYS",
+        Ok(None) => DDL_TRIGGER_SQL,
         Err(e) => {
             warn!(error = %crate::check::describe_pg_error(&e), "change stream: cannot read pg_event_trigger");
             return;
         }
-    }
-    match client.batch_execute(DDL_TRIGGER_SQL).await {
+    };
+    match client.batch_execute(sql).await {
         Ok(()) => info!(
             "change stream: event trigger pgcache_ddl installed (DDL on the origin reaches the cache)"
         ),
@@ -504,12 +553,17 @@ async fn position_once(
     let pg = origin.pg_config().map_err(|e| e.to_string())?;
     let (client, _conn) = crate::check::connect_origin(&pg, origin.connect_timeout).await?;
     let statement = client
-        .prepare("SELECT pg_catalog.pg_current_wal_insert_lsn()::text")
+        .prepare(POSITION_SQL)
         .await
         .map_err(|e| format!("preparing the position query: {e}"))?;
     shared.position_up.store(true, Ordering::Release);
     *backoff = BACKOFF_MIN;
     let mut last = Instant::now() - POLL;
+    // A read that takes longer counts as a lost connection.
+    let limit = shared.max_lag.max(Duration::from_secs(1));
+    // Kept across reconnections: a change made meanwhile is seen at the
+    // first read.
+    let (mut trigger_ok, mut roles_seen) = *shared.seen.lock().unwrap_or_else(|p| p.into_inner());
     loop {
         if !shared.cache().has_waiting() {
             let next = last + POLL;
@@ -524,20 +578,70 @@ async fn position_once(
         }
         // Whatever waits now finished before the position is read.
         let waiting = shared.cache().take_waiting();
+        let unseen = std::mem::take(&mut *shared.unseen.lock().unwrap_or_else(|p| p.into_inner()));
         let at = Instant::now();
         last = at;
-        let read = client.query_one(&statement, &[]).await;
-        let lsn = match read
-            .map_err(|e| e.to_string())
-            .and_then(|row| row.try_get::<_, String>(0).map_err(|e| e.to_string()))
-            .and_then(|text| text.parse::<Lsn>().map_err(|e| e.to_string()))
-        {
-            Ok(lsn) => reachable(lsn.0),
+        let read = match tokio::time::timeout(limit, client.query_one(&statement, &[])).await {
+            Ok(read) => read.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("no answer within {} ms", limit.as_millis())),
+        };
+        let parsed = read.and_then(|row| {
+            let lsn: String = row.try_get(0).map_err(|e| e.to_string())?;
+            let snapshot: String = row.try_get(1).map_err(|e| e.to_string())?;
+            let trigger: bool = row.try_get(2).map_err(|e| e.to_string())?;
+            let roles: i64 = row.try_get(3).map_err(|e| e.to_string())?;
+            let lsn = lsn.parse::<Lsn>().map_err(|e| e.to_string())?;
+            let snapshot = XidSnapshot::parse(&snapshot)
+                .ok_or_else(|| format!("unreadable snapshot {snapshot:?}"))?;
+            Ok((reachable(lsn.0), snapshot, trigger, roles))
+        });
+        let (lsn, snapshot, trigger, roles) = match parsed {
+            Ok(p) => p,
             Err(e) => {
                 shared.cache().requeue(waiting);
+                shared
+                    .unseen
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend(unseen);
                 return Err(e);
             }
         };
+        // Transactions applied before this read that it shows finished:
+        // entries captured while they were not yet visible go now.
+        let mut still = Vec::new();
+        for u in unseen {
+            if snapshot.finished(u.xid) {
+                shared.cache().invalidate(&u.written);
+                shared.cache().invalidate_rows(&u.rows);
+            } else {
+                still.push(u);
+            }
+        }
+        shared
+            .unseen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(still);
+        if trigger_ok == Some(true) && !trigger {
+            // DDL may run unseen from now on, and may have already.
+            warn!(
+                "change stream: the DDL event trigger pgcache_ddl is gone or disabled; every entry dropped"
+            );
+            shared.cache().clear();
+            shared.target.catalog_changed();
+        }
+        if trigger_ok != Some(trigger) && !trigger {
+            install_ddl_trigger(&client).await;
+        }
+        trigger_ok = Some(trigger);
+        if roles_seen.is_some_and(|r| r != roles) {
+            // A membership or role attribute changed: every role proves
+            // its access again.
+            shared.target.catalog_changed();
+        }
+        roles_seen = Some(roles);
+        *shared.seen.lock().unwrap_or_else(|p| p.into_inner()) = (trigger_ok, roles_seen);
         waiting.settle(lsn);
         shared.observe(lsn, at);
         shared
@@ -547,6 +651,19 @@ async fn position_once(
         shared.evaluate();
     }
 }
+
+/// The position, a snapshot (which transactions have finished), whether
+/// the DDL event trigger fires always, and a fingerprint of role
+/// memberships and role attributes (which fire no event trigger).
+const POSITION_SQL: &str = "SELECT pg_catalog.pg_current_wal_insert_lsn()::text, \
+     pg_catalog.pg_current_snapshot()::text, \
+     coalesce((SELECT evtenabled = 'A' FROM pg_catalog.pg_event_trigger \
+     WHERE evtname = 'pgcache_ddl'), false), \
+     (SELECT coalesce(sum(pg_catalog.hashtext(m.roleid::text || ':' || m.member::text || ':' \
+     || m.admin_option::text)), 0) FROM pg_catalog.pg_auth_members m) \
+     + (SELECT coalesce(sum(pg_catalog.hashtext(r.oid::text || ':' || r.rolsuper::text \
+     || r.rolinherit::text || r.rolbypassrls::text || r.rolcanlogin::text)), 0) \
+     FROM pg_catalog.pg_roles r)";
 
 /// WAL page size and the sizes of the headers at the start of a page.
 const WAL_PAGE: u64 = 8192;

@@ -639,9 +639,7 @@ impl SessionCache {
     /// Whether the session may read from the cache now (read-your-writes:
     /// its last write of unknown tables has been applied).
     fn reads_own_writes(&self) -> bool {
-        self.ticket
-            .as_ref()
-            .is_none_or(|t| t.passed(self.rt.cache.applied()))
+        self.ticket.as_ref().is_none_or(|t| self.rt.cache.passed(t))
     }
 
     fn analyze(&self, catalog: &Catalog, ctx: &Ctx, sql: &str) -> sql::Analysis {
@@ -1628,7 +1626,7 @@ impl SessionCache {
         if self
             .ticket
             .as_ref()
-            .is_some_and(|t| t.passed(self.rt.cache.applied()))
+            .is_some_and(|t| self.rt.cache.passed(t))
         {
             self.ticket = None;
         }

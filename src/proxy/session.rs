@@ -165,8 +165,15 @@ async fn serve_client(
     let replication = params
         .iter()
         .any(|(k, v)| k == "replication" && v != "false" && v != "off" && v != "0" && v != "no");
+    // The cache (its catalog and change stream) covers one database; the
+    // startup packet names the session's (the user's name when absent).
+    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+    let database = param("database")
+        .filter(|d| !d.is_empty())
+        .or_else(|| param("user"));
+    let same_database = database.is_some_and(|d| *d == shared.config.origin.database);
     let start = Start {
-        cache: if replication {
+        cache: if replication || !same_database {
             None
         } else {
             shared.cache.clone()
