@@ -1,10 +1,11 @@
-//! The command line: `pgcache [OPTIONS] [run | demo | check]`.
+//! The command line: `pgcache [OPTIONS] [run | demo | check | verify]`.
 //!
 //! Every configuration key has a flag and an environment variable, generated
 //! from [`config::KEY_SPECS`] so the three spellings cannot drift. All of them
 //! are global: `pgcache demo --listen 127.0.0.1:7432` works.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, FromArgMatches, Parser, Subcommand};
@@ -44,6 +45,68 @@ pub enum Command {
     Demo(DemoArgs),
     /// Check the origin's logical-replication prerequisites and say how to fix each
     Check,
+    /// Compare reads through a running proxy with the origin under a seeded,
+    /// concurrent workload (differential test); exit 1 on any mismatch
+    Verify(VerifyArgs),
+}
+
+/// Options of `pgcache verify`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct VerifyArgs {
+    /// The origin database, directly (URL or key=value connection string)
+    #[arg(long, value_name = "URL")]
+    pub origin: String,
+    /// The same database through the proxy (URL or key=value connection string)
+    #[arg(long, value_name = "URL")]
+    pub proxy: String,
+    /// Seed of the schema, rows, query shapes, values and operations
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub seed: u64,
+    /// How long the concurrent workload runs (500ms, 60s, 30m, 1h)
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = duration_arg)]
+    pub duration: Duration,
+    /// Schema created (dropped first) for the tester's tables
+    #[arg(long, value_name = "NAME", default_value = "pgcache_verify")]
+    pub schema: String,
+    /// Inject faults: terminate the change stream's walsender, drop connections mid-pipeline
+    #[arg(long)]
+    pub faults: bool,
+    /// Only terminate the walsender of this replication slot [default: every pgcache% slot]
+    #[arg(long, value_name = "NAME")]
+    pub fault_slot: Option<String>,
+    /// How long the proxy may take to converge on the origin's answer
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration_arg)]
+    pub staleness: Duration,
+    /// The proxy's /metrics URL, to count cache hits (http://127.0.0.1:9187/metrics)
+    #[arg(long, value_name = "URL")]
+    pub metrics: Option<String>,
+}
+
+/// A duration: `500ms`, `60s`, `30m`, `1h`, or whole seconds.
+fn duration_arg(value: &str) -> Result<Duration, String> {
+    let value = value.trim();
+    let digits = value.bytes().take_while(u8::is_ascii_digit).count();
+    let (number, unit) = value.split_at(digits);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| "expected a whole number with a unit: 500ms, 60s, 30m, 1h".to_owned())?;
+    let seconds = |factor: u64| {
+        number
+            .checked_mul(factor)
+            .map(Duration::from_secs)
+            .ok_or_else(|| "too long".to_owned())
+    };
+    let duration = match unit.trim() {
+        "ms" => Duration::from_millis(number),
+        "" | "s" => seconds(1)?,
+        "m" | "min" => seconds(60)?,
+        "h" => seconds(3600)?,
+        other => return Err(format!("unknown unit {other:?}: use ms, s, m or h")),
+    };
+    if duration.is_zero() {
+        return Err("must be more than zero".to_owned());
+    }
+    Ok(duration)
 }
 
 /// Options of `pgcache demo`.
@@ -264,6 +327,48 @@ mod tests {
         assert!(Cli::try_parse_from(["pgcache", "demo", "--clients", "0"]).is_err());
         assert!(Cli::try_parse_from(["pgcache", "demo", "--seconds", "x"]).is_err());
         assert!(Cli::try_parse_from(["pgcache", "bogus"]).is_err());
+        assert_eq!(
+            parse(&[
+                "verify",
+                "--origin",
+                "postgresql://postgres@127.0.0.1:5432/app",
+                "--proxy",
+                "host=127.0.0.1 port=6432 user=postgres dbname=app",
+                "--seed",
+                "7",
+                "--duration",
+                "30m",
+                "--faults",
+                "--metrics",
+                "http://127.0.0.1:9187/metrics",
+            ])
+            .command(),
+            Command::Verify(VerifyArgs {
+                origin: "postgresql://postgres@127.0.0.1:5432/app".into(),
+                proxy: "host=127.0.0.1 port=6432 user=postgres dbname=app".into(),
+                seed: 7,
+                duration: Duration::from_secs(1800),
+                schema: "pgcache_verify".into(),
+                faults: true,
+                fault_slot: None,
+                staleness: Duration::from_secs(5),
+                metrics: Some("http://127.0.0.1:9187/metrics".into()),
+            })
+        );
+        assert!(Cli::try_parse_from(["pgcache", "verify", "--origin", "x"]).is_err());
+        assert!(
+            Cli::try_parse_from([
+                "pgcache",
+                "verify",
+                "--origin",
+                "x",
+                "--proxy",
+                "y",
+                "--duration",
+                "0s"
+            ])
+            .is_err()
+        );
         assert!(Cli::try_parse_from(["pgcache", "--bogus"]).is_err());
     }
 

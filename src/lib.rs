@@ -3,7 +3,8 @@
 //! # Layout
 //!
 //! - [`config`]: TOML file + environment + CLI flags → validated [`config::Config`].
-//! - [`cli`]: the command line (`pgcache`, `pgcache demo`, `pgcache check`).
+//! - [`cli`]: the command line (`pgcache`, `pgcache demo`, `pgcache check`,
+//!   `pgcache verify`).
 //! - [`protocol`]: sans-IO wire codec — framing and the messages the proxy
 //!   inspects or writes itself. No sockets, no tokio.
 //! - [`proxy`]: listener, per-client session state machine, cancel-key map,
@@ -19,6 +20,9 @@
 //! - [`demo`]: `pgcache demo`, a throwaway origin + proxy + workload.
 //! - [`logging`]: tracing subscriber set-up.
 //! - [`signal`]: SIGINT/SIGTERM as a shutdown future.
+//! - [`verify`]: `pgcache verify`, a seeded differential tester comparing
+//!   reads through a running proxy with the origin under concurrent writes
+//!   and faults.
 //!
 //! - [`cache`]: replies captured from the origin, keyed by request and
 //!   session-settings class; generations for invalidation, admission, role
@@ -42,3 +46,4 @@ pub mod protocol;
 pub mod proxy;
 pub mod signal;
 pub mod sql;
+pub mod verify;

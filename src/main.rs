@@ -47,6 +47,7 @@ fn main() -> ExitCode {
                 },
             ))
             .map_err(|e| e.to_string()),
+        Command::Verify(args) => runtime.block_on(pgcache::verify::command(args)),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

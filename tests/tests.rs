@@ -33,3 +33,4 @@ mod cache_redteam;
 mod cdc;
 mod cdc_redteam;
 
+mod verify;
