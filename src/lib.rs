@@ -44,6 +44,7 @@ pub mod demo;
 pub mod logging;
 pub mod protocol;
 pub mod proxy;
+mod rng;
 pub mod signal;
 pub mod sql;
 pub mod verify;

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-use crate::support::cache::{col, one, setup, warm};
+use crate::support::cache::{caught_up, col, one, setup, warm};
 use crate::support::{Proxy, connect, connect_direct, eventually, origin, pg_config, within};
 
 /// How long the stream may take to deliver a change in these tests.
@@ -133,18 +133,6 @@ async fn insert_lsn(direct: &Client) -> i64 {
         .await
         .expect("insert LSN")
         .get(0)
-}
-
-/// Wait until the proxy's applier has passed everything the origin has
-/// flushed now, and serves.
-async fn caught_up(proxy: &Proxy, direct: &Client) {
-    let lsn = flush_lsn(direct).await;
-    let metrics = Arc::clone(&proxy.metrics);
-    eventually(CONVERGE, "change stream caught up", move || {
-        let m = Arc::clone(&metrics);
-        async move { m.cdc_applied_lsn.get() >= lsn && m.cdc_serving.get() == 1 }
-    })
-    .await;
 }
 
 /// Wait until the stream has restarted more than `before` times and serves.

@@ -487,7 +487,7 @@ async fn wait_until(limit: Duration, condition: impl Fn() -> bool) -> bool {
 async fn origin_writer(origin: &ThrowawayOrigin, duration: Duration) -> Result<u64, DemoError> {
     let client = origin.connect(DEMO_DATABASE).await?;
     let deadline = tokio::time::Instant::now() + duration;
-    let mut rng = workload::Rng::seeded();
+    let mut rng = crate::rng::Rng::seeded();
     let mut written = 0;
     while tokio::time::Instant::now() < deadline {
         let id = rng.skewed_key(workload::PRODUCTS);

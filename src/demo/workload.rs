@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use tokio_postgres::{Client, NoTls, Statement};
 
 use crate::check::describe_pg_error;
+use crate::rng::Rng;
 
 /// Rows in `products` (ids 1..=PRODUCTS); must match `schema.sql`.
 pub(crate) const PRODUCTS: i32 = 2000;
@@ -124,52 +125,6 @@ impl Mix {
                 .sum(),
             Mix::WithWrites => 100,
         }
-    }
-}
-
-/// SplitMix64: small, fast, good enough to spread keys.
-#[derive(Debug, Clone)]
-pub(crate) struct Rng(u64);
-
-impl Rng {
-    pub(crate) fn seeded() -> Rng {
-        let seed = getrandom::u64().unwrap_or_else(|_| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(0x9E37_79B9_7F4A_7C15)
-        });
-        Rng(seed)
-    }
-
-    pub(crate) fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (`n` > 0).
-    fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-
-    /// Uniform in `[0, 1)`.
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// A key in `1..=n`, skewed towards small keys: u³ puts about half the
-    /// draws in the lowest 12.5 % of keys, so a few rows are hot.
-    pub(crate) fn skewed_key(&mut self, n: i32) -> i32 {
-        let u = self.unit();
-        let key = 1 + (f64::from(n) * u * u * u) as i32;
-        key.clamp(1, n)
-    }
-
-    fn uniform_key(&mut self, n: i32) -> i32 {
-        1 + self.below(n.max(1) as u64) as i32
     }
 }
 
@@ -525,7 +480,7 @@ mod tests {
 
     #[test]
     fn keys_stay_in_range_and_are_skewed() {
-        let mut rng = Rng(42);
+        let mut rng = Rng::new(42);
         let mut low = 0;
         for _ in 0..10_000 {
             let key = rng.skewed_key(PRODUCTS);

@@ -12,9 +12,9 @@ use tokio_postgres::types::ToSql;
 
 use super::RestartHook;
 use super::outcome::{Conn, Outcome};
-use super::rng::Rng;
 use super::values::quote;
 use super::workload::{Shared, Target, bump, lock, lost};
+use crate::rng::Rng;
 
 pub(super) async fn faults(shared: Arc<Shared>) {
     let mut rng = Rng::stream(shared.options.seed, 300);

@@ -19,7 +19,6 @@
 mod faults;
 mod metrics;
 mod outcome;
-mod rng;
 mod schema;
 mod settings;
 mod shapes;

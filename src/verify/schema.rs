@@ -14,8 +14,8 @@
 //! delete and truncate freely. Keys come from small pools, so inserts,
 //! deletes and key changes keep hitting the rows the reads look at.
 
-use super::rng::Rng;
 use super::values::{quote, uuid_text};
+use crate::rng::Rng;
 
 /// `t_int` keys are `1..=INT_KEYS`; a key change moves a row to `id + MOVED`.
 pub(crate) const INT_KEYS: i64 = 400;

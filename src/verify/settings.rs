@@ -5,8 +5,8 @@
 //! `RESET ALL` or `DISCARD ALL`; transactions change them for a while with
 //! `SET LOCAL`, or with a `SET` that a rollback undoes.
 
-use super::rng::Rng;
 use super::values::quote;
+use crate::rng::Rng;
 
 /// One profile: settings, and whether a new connection gets them as
 /// startup options (otherwise with `SET` once connected).

@@ -3,12 +3,12 @@
 
 use std::fmt;
 
-use super::rng::Rng;
 use super::schema::{
     BIG_BASE, BIG_KEYS, COLOURS, FK_PARENTS, INT_KEYS, JSON_KEYS, MOVED, PART_KEYS, Pools,
     TEXT_PREFIXES, WORDS,
 };
 use super::values::{Value, uuid_text};
+use crate::rng::Rng;
 
 /// How a shape's results are compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

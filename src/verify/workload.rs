@@ -9,11 +9,11 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::outcome::{Conn, Lost, Outcome};
-use super::rng::Rng;
 use super::schema::{self, Pools};
 use super::settings::{self, Detour, PROFILES, Switch, SwitchSteps};
 use super::shapes::{self, Kind, Protocol, Shape};
 use super::{Mismatch, Report, VerifyError, VerifyOptions, faults, writes};
+use crate::rng::Rng;
 
 /// Concurrent readers (each a proxy connection and an origin connection
 /// with the same settings) and writers.

@@ -14,12 +14,12 @@ use tokio_postgres::types::ToSql;
 
 use super::Mismatch;
 use super::outcome::{Conn, Lost, Outcome, STATEMENT_TIMEOUT};
-use super::rng::Rng;
 use super::schema::{self, INT_KEYS, MOVED};
 use super::settings;
 use super::shapes::{self, Protocol};
 use super::values::{Value, quote, uuid_text};
 use super::workload::{Pair, QUIET_FROM_MS, Shared, Target, WRITE_CYCLE_MS, bump, lost};
+use crate::rng::Rng;
 
 /// At most this many columns are added in one run.
 const MAX_ADDED_COLUMNS: usize = 6;

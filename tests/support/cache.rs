@@ -1,12 +1,13 @@
 //! Helpers of the cache tests: set-up through a direct connection, one-query
 //! steps, reading a column through the proxy, waiting for a hit.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 use super::wire::{Msg, RawConn, Step, Until, fe, step};
-use super::{Proxy, connect_direct};
+use super::{Proxy, connect_direct, eventually};
 
 /// Run `sql` directly on the origin (tables, roles, rows for a test).
 pub async fn setup(sql: &str) {
@@ -84,4 +85,31 @@ pub async fn warm_raw(proxy: &Proxy, conn: &mut RawConn, sql: &str) -> Vec<Msg> 
         }
     }
     panic!("{sql} never became a cache hit");
+}
+
+/// How long the change stream may take to catch up in a test.
+const CATCH_UP: Duration = Duration::from_secs(20);
+
+/// Wait until the proxy's change stream has applied everything the origin
+/// has written so far, and serves. The insert position is read (a commit
+/// that returned is at or before it even when it is not flushed yet:
+/// the test server runs with `synchronous_commit = off`); right after a
+/// page boundary it points past the page header, where the stream's
+/// position stops, so it is taken back to the boundary.
+pub async fn caught_up(proxy: &Proxy, direct: &Client) {
+    let insert: i64 = direct
+        .query_one("SELECT (pg_current_wal_insert_lsn() - '0/0')::int8", &[])
+        .await
+        .expect("insert LSN")
+        .get(0);
+    let lsn = match insert % 8192 {
+        24 | 40 => insert - insert % 8192,
+        _ => insert,
+    };
+    let metrics = Arc::clone(&proxy.metrics);
+    eventually(CATCH_UP, "change stream caught up", move || {
+        let m = Arc::clone(&metrics);
+        async move { m.cdc_applied_lsn.get() >= lsn && m.cdc_serving.get() == 1 }
+    })
+    .await;
 }

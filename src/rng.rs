@@ -1,14 +1,44 @@
-//! The tester's deterministic generator: SplitMix64 from a seed, with
-//! independent streams for the concurrent tasks, so one seed gives the same
-//! schema, rows, shapes, literal values and operation sequences every run.
+//! SplitMix64: a small, fast, deterministic generator. The differential
+//! tester seeds it (one seed gives the same schema, rows, shapes, values and
+//! operation sequences every run, with independent streams for concurrent
+//! tasks); the demo workload seeds it from the OS to spread its keys.
 
-/// SplitMix64 (the same generator as the demo workload's, seeded here).
+/// SplitMix64.
 #[derive(Debug, Clone)]
 pub(crate) struct Rng(u64);
 
 impl Rng {
     pub(crate) fn new(seed: u64) -> Rng {
         Rng(seed)
+    }
+
+    /// Seeded from the OS (the clock if that fails).
+    pub(crate) fn seeded() -> Rng {
+        let seed = getrandom::u64().unwrap_or_else(|_| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0x9E37_79B9_7F4A_7C15)
+        });
+        Rng(seed)
+    }
+
+    /// Uniform in `[0, 1)`.
+    pub(crate) fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// A key in `1..=n`, skewed towards small keys: u³ puts about half the
+    /// draws in the lowest 12.5 % of keys, so a few rows are hot.
+    pub(crate) fn skewed_key(&mut self, n: i32) -> i32 {
+        let u = self.unit();
+        let key = 1 + (f64::from(n) * u * u * u) as i32;
+        key.clamp(1, n)
+    }
+
+    /// A key in `1..=n`, uniform.
+    pub(crate) fn uniform_key(&mut self, n: i32) -> i32 {
+        1 + self.below(n.max(1) as u64) as i32
     }
 
     /// An independent generator for task `stream` of a run seeded `seed`.
