@@ -82,27 +82,10 @@ pub struct VerifyArgs {
     pub metrics: Option<String>,
 }
 
-/// A duration: `500ms`, `60s`, `30m`, `1h`, or whole seconds.
+/// A duration as the configuration reads one (`500ms`, `60s`, `30m`,
+/// `1h`, or whole seconds), more than zero.
 fn duration_arg(value: &str) -> Result<Duration, String> {
-    let value = value.trim();
-    let digits = value.bytes().take_while(u8::is_ascii_digit).count();
-    let (number, unit) = value.split_at(digits);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| "expected a whole number with a unit: 500ms, 60s, 30m, 1h".to_owned())?;
-    let seconds = |factor: u64| {
-        number
-            .checked_mul(factor)
-            .map(Duration::from_secs)
-            .ok_or_else(|| "too long".to_owned())
-    };
-    let duration = match unit.trim() {
-        "ms" => Duration::from_millis(number),
-        "" | "s" => seconds(1)?,
-        "m" | "min" => seconds(60)?,
-        "h" => seconds(3600)?,
-        other => return Err(format!("unknown unit {other:?}: use ms, s, m or h")),
-    };
+    let duration = crate::config::parse_duration(value.trim()).map_err(|e| e.to_string())?;
     if duration.is_zero() {
         return Err("must be more than zero".to_owned());
     }

@@ -15,6 +15,7 @@ mod raw;
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
 mod units;
+pub(crate) use units::parse_duration;
 
 /// Validated configuration of one pgcache process.
 #[derive(Debug, Clone, PartialEq)]
