@@ -44,9 +44,12 @@ pub use response::{CapturedResult, Rejected};
 /// more often; never less.
 const GENERATION_SLOTS: usize = 4096;
 
-/// Row generations (by [`row_hash`] modulo the count): entries that read one
-/// row by primary key depend on their row's slot, not on their table's.
-const ROW_SLOTS: usize = 1 << 16;
+/// Row generations (by [`row_hash`], [`value_hash`] or [`any_value_hash`]
+/// modulo the count): entries that read rows by key or column value depend
+/// on those rows' slots, not on their table's. A change bumps a few slots
+/// (its key, each integer column's old and new value), so the count keeps
+/// an unrelated entry's chance of sharing one small (2 MiB of counters).
+const ROW_SLOTS: usize = 1 << 18;
 
 /// The generation array: every change to a table (`GENERATION_SLOTS`), then
 /// changes to a table that name no row (`GENERATION_SLOTS`), then rows.
@@ -75,6 +78,49 @@ pub fn row_hash(table: Oid, key: &[i64]) -> u64 {
         eat(&v.to_le_bytes());
     }
     h
+}
+
+/// The hash naming the rows of `table` whose integer column `column` is
+/// `value`: the change stream names each integer column's old and new
+/// value, entries reading rows by that column's value depend on it.
+pub fn value_hash(table: Oid, column: &str, value: i64) -> u64 {
+    fnv(&[
+        b"v",
+        &table.0.to_le_bytes(),
+        column.as_bytes(),
+        &[0],
+        &value.to_le_bytes(),
+    ])
+}
+
+/// The hash naming every row of `table` whose `column` had a value the
+/// stream did not send (an old value outside the replica identity).
+pub fn any_value_hash(table: Oid, column: &str) -> u64 {
+    fnv(&[b"a", &table.0.to_le_bytes(), column.as_bytes(), &[0]])
+}
+
+fn fnv(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for &b in *part {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// What a captured entry depends on, per table it reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Depend {
+    /// Every change to the table.
+    Table(Oid),
+    /// The row of the table with this [`row_hash`], and changes to the
+    /// table that name no row.
+    Row(Oid, u64),
+    /// Rows with this [`value_hash`] and the column's [`any_value_hash`],
+    /// and changes to the table that name no row.
+    Value(Oid, u64, u64),
 }
 
 /// A cache key: the request in a canonical byte form (see the session layer)
@@ -230,10 +276,23 @@ impl Generations {
         self.depend(tables.iter().map(|&t| Self::slot(t)))
     }
 
-    /// Depends on the row of `table` with hash `row`, and on changes to
-    /// `table` that name no row.
-    fn current_row(&self, table: Oid, row: u64) -> Dependencies {
-        self.depend([COARSE_BASE + Self::slot(table), Self::row_slot(row)].into_iter())
+    /// Depends on what `deps` name.
+    fn current_deps(&self, deps: &[Depend]) -> Dependencies {
+        let mut slots = Vec::with_capacity(3 * deps.len());
+        for d in deps {
+            match *d {
+                Depend::Table(t) => slots.push(Self::slot(t)),
+                Depend::Row(t, row) => {
+                    slots.extend([COARSE_BASE + Self::slot(t), Self::row_slot(row)]);
+                }
+                Depend::Value(t, value, any) => slots.extend([
+                    COARSE_BASE + Self::slot(t),
+                    Self::row_slot(value),
+                    Self::row_slot(any),
+                ]),
+            }
+        }
+        self.depend(slots.into_iter())
     }
 
     fn bump(&self, slot: usize) {
@@ -544,10 +603,14 @@ impl ResultCache {
     /// Claim the capture of `key` (single flight). `None` when another
     /// session is capturing it already.
     ///
-    /// `row`: the statement reads only the row of `tables[0]` with this
-    /// [`row_hash`] (a single-table lookup by its whole primary key): the
-    /// entry then depends on that row only.
-    pub fn begin_capture(&self, key: &[u8], tables: &[Oid], row: Option<u64>) -> Option<Capture> {
+    /// `deps`: what the statement reads of each table, when narrower than
+    /// every change to `tables` (rows by key or column value).
+    pub fn begin_capture(
+        &self,
+        key: &[u8],
+        tables: &[Oid],
+        deps: Option<&[Depend]>,
+    ) -> Option<Capture> {
         if self.limits.fenced
             && self
                 .entries
@@ -563,9 +626,9 @@ impl ResultCache {
             return None;
         }
         drop(populating);
-        let deps = match (row, tables) {
-            (Some(row), &[table]) => self.generations.current_row(table, row),
-            _ => self.generations.current(tables),
+        let deps = match deps {
+            Some(deps) => self.generations.current_deps(deps),
+            None => self.generations.current(tables),
         };
         Some(Capture { key, deps })
     }

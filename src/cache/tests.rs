@@ -281,7 +281,9 @@ fn row_entries_depend_on_their_row_only() {
     let t = Oid(100);
     let row = |k: i64| row_hash(t, &[k]);
     let fill_row = |key: &[u8], k: i64| {
-        let capture = cache.begin_capture(key, &[t], Some(row(k))).unwrap();
+        let capture = cache
+            .begin_capture(key, &[t], Some(&[Depend::Row(t, row(k))]))
+            .unwrap();
         cache.finish_capture(capture, 7, result(1, 10)).unwrap();
     };
     fill_row(b"one", 1);
@@ -299,6 +301,57 @@ fn row_entries_depend_on_their_row_only() {
         all: false,
     });
     assert!(cache.get(KeyRef(b"one")).is_none());
+}
+
+#[test]
+fn join_entries_depend_on_their_rows_and_values() {
+    let cache = ResultCache::new(limits(1 << 20));
+    let (articles, votes, users) = (Oid(100), Oid(101), Oid(102));
+    let any = any_value_hash(votes, "article_id");
+    let fill_join = |key: &[u8], id: i64| {
+        let deps = [
+            Depend::Row(articles, row_hash(articles, &[id])),
+            Depend::Value(votes, value_hash(votes, "article_id", id), any),
+            Depend::Table(users),
+        ];
+        let capture = cache
+            .begin_capture(key, &[articles, votes, users], Some(&deps))
+            .unwrap();
+        cache.finish_capture(capture, 7, result(3, 10)).unwrap();
+    };
+    fill_join(b"a1", 1);
+    fill_join(b"a2", 2);
+    // A vote for article 2 (its article_id named by value).
+    cache.invalidate_rows(&[
+        (votes, row_hash(votes, &[900])),
+        (votes, value_hash(votes, "article_id", 2)),
+    ]);
+    assert!(cache.get(KeyRef(b"a1")).is_some());
+    assert!(cache.get(KeyRef(b"a2")).is_none());
+    // A vote deleted whose article the stream did not say.
+    cache.invalidate_rows(&[(votes, row_hash(votes, &[901])), (votes, any)]);
+    assert!(cache.get(KeyRef(b"a1")).is_none());
+    fill_join(b"a1", 1);
+    // Any change to users (no narrower dependency).
+    cache.invalidate_rows(&[(users, row_hash(users, &[5]))]);
+    assert!(cache.get(KeyRef(b"a1")).is_none());
+    fill_join(b"a1", 1);
+    // Article 1's row; another article's row leaves it alone.
+    cache.invalidate_rows(&[(articles, row_hash(articles, &[3]))]);
+    assert!(cache.get(KeyRef(b"a1")).is_some());
+    cache.invalidate_rows(&[(articles, row_hash(articles, &[1]))]);
+    assert!(cache.get(KeyRef(b"a1")).is_none());
+}
+
+#[test]
+fn value_hashes_name_table_column_and_value() {
+    let h = |t: u32, c: &str, v: i64| value_hash(Oid(t), c, v);
+    assert_eq!(h(1, "a", 5), h(1, "a", 5));
+    assert_ne!(h(1, "a", 5), h(2, "a", 5));
+    assert_ne!(h(1, "a", 5), h(1, "b", 5));
+    assert_ne!(h(1, "a", 5), h(1, "a", 6));
+    assert_ne!(h(1, "a", 5), row_hash(Oid(1), &[5]));
+    assert_ne!(any_value_hash(Oid(1), "a"), any_value_hash(Oid(1), "b"));
 }
 
 #[test]

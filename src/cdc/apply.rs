@@ -8,24 +8,30 @@
 //! the ones it sent before. The caller applies a [`Committed`] as one step,
 //! so readers see the origin commit by commit, never half a transaction.
 //!
-//! Row keys: for a table whose replica identity is its primary key and whose
-//! key columns are all integers, each change also names the rows it touched
-//! ([`crate::cache::row_hash`] of the key values, old and new), so that
-//! entries reading one row by primary key are dropped only when that row
-//! changes. A change whose key cannot be read (a table without such a key, a
-//! truncate, too many rows in one transaction) names the whole table
+//! Row names: for a table whose replica identity is its primary key and
+//! whose key columns are all integers, each change names the rows it touched
+//! ([`crate::cache::row_hash`] of the key values, old and new); and for every
+//! table, each change names the old and new value of each integer column
+//! ([`crate::cache::value_hash`]), or says an old value was not sent
+//! ([`crate::cache::any_value_hash`]: a column outside the replica identity
+//! of an update or delete). Entries reading rows by key or by column value
+//! are then dropped only when such a row changes (`crate::sql::deps`). A
+//! change that cannot be named (a truncate, a key that does not read, too
+//! many names in one transaction) names the whole table
 //! ([`Committed::whole`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
 
 use super::error::DecodeError;
-use super::pgoutput::{self, ColumnValue, LogicalMessage, Relation, ReplicaIdentity, Tuple};
-use crate::cache::row_hash;
+use super::pgoutput::{
+    self, ColumnValue, LogicalMessage, OldTuple, Relation, ReplicaIdentity, Tuple,
+};
+use crate::cache::{any_value_hash, row_hash, value_hash};
 use crate::catalog::Oid;
 
-/// Rows named one by one per transaction; beyond, tables are named whole.
+/// Names (rows and values) per transaction; beyond, tables are named whole.
 pub const MAX_ROWS_PER_TRANSACTION: usize = 8192;
 
 /// `int2`, `int4`, `int8`: key columns whose text form reads as an `i64`.
@@ -66,8 +72,10 @@ pub struct Committed {
     /// Of those, the ones changed in a way that names no row (or too many
     /// rows): every entry reading them is affected.
     pub whole: Vec<Oid>,
-    /// `(table, row_hash)` of each row changed in the other tables (old
-    /// and new key of an update), not deduplicated.
+    /// `(table, hash)` naming what changed in the other tables: the
+    /// [`row_hash`] of each row's old and new key, the [`value_hash`] of
+    /// each integer column's old and new value, the [`any_value_hash`] of
+    /// columns whose old value was not sent (those once per transaction).
     pub rows: Vec<(Oid, u64)>,
     /// Relation definitions that are new to this stream or differ from the
     /// one it sent before for the same table (a column added, dropped,
@@ -130,9 +138,40 @@ pub const DDL_MESSAGE_PREFIX: &str = "pgcache.ddl";
 pub struct Applier {
     open: Option<Committed>,
     relations: HashMap<Oid, Relation>,
-    /// Per table: the positions (in its tuples) of its primary key columns,
-    /// when rows can be named by key.
-    keys: HashMap<Oid, Option<Vec<usize>>>,
+    /// Per table: how its changes are named.
+    keys: HashMap<Oid, Naming>,
+    /// [`any_value_hash`]es named in the open transaction.
+    anys: HashSet<u64>,
+}
+
+/// How a table's changes are named.
+#[derive(Debug, Default)]
+struct Naming {
+    /// Positions (in its tuples) of its primary key columns, when rows can
+    /// be named by key.
+    key: Option<Vec<usize>>,
+    /// Integer columns: position, name, part of the replica identity.
+    integers: Vec<(usize, String, bool)>,
+}
+
+/// The old row a change carries.
+#[derive(Clone, Copy)]
+enum Old<'a> {
+    /// An insert.
+    None,
+    /// An update that sent no old tuple: the replica identity did not change.
+    Unsent,
+    Key(&'a Tuple),
+    Full(&'a Tuple),
+}
+
+impl<'a> Old<'a> {
+    fn of(old: &'a OldTuple) -> Old<'a> {
+        match old {
+            OldTuple::Key(t) => Old::Key(t),
+            OldTuple::Full(t) => Old::Full(t),
+        }
+    }
 }
 
 impl Applier {
@@ -154,6 +193,7 @@ impl Applier {
             xid,
             ..Committed::default()
         });
+        self.anys.clear();
         Ok(())
     }
 
@@ -180,26 +220,19 @@ impl Applier {
         let message = pgoutput::decode(data).map_err(ApplyError::Decode)?;
         let touched = match message {
             LogicalMessage::Insert(m) => {
-                let key = self.row(m.relation, &m.new);
-                Some((m.relation, [key, Some(None)]))
+                Some((m.relation, self.names(m.relation, Some(&m.new), Old::None)))
             }
             LogicalMessage::Update(m) => {
-                let new = self.row(m.relation, &m.new);
-                // The old key comes only when the key changed.
-                let old = match &m.old {
-                    Some(old) => self.row(m.relation, old.tuple()),
-                    None => Some(None),
-                };
-                Some((m.relation, [new, old]))
+                let old = m.old.as_ref().map_or(Old::Unsent, Old::of);
+                Some((m.relation, self.names(m.relation, Some(&m.new), old)))
             }
             LogicalMessage::Delete(m) => {
-                let key = self.row(m.relation, m.old.tuple());
-                Some((m.relation, [key, Some(None)]))
+                Some((m.relation, self.names(m.relation, None, Old::of(&m.old))))
             }
             LogicalMessage::Truncate(m) => {
                 let txn = self.open_txn("Truncate")?;
                 for oid in m.relations {
-                    txn.touch(oid, 1, &[None]);
+                    txn.touch(oid, 1, None);
                 }
                 None
             }
@@ -210,7 +243,7 @@ impl Applier {
                     .ok_or(ApplyError::OutOfTransaction("Relation"))?;
                 if self.relations.get(&relation.oid) != Some(&relation) {
                     txn.redefined.push(relation.clone());
-                    self.keys.insert(relation.oid, key_positions(&relation));
+                    self.keys.insert(relation.oid, naming(&relation));
                     self.relations.insert(relation.oid, relation);
                 }
                 None
@@ -223,27 +256,55 @@ impl Applier {
             LogicalMessage::Commit(_) => return Err(ApplyError::Unexpected("Commit payload")),
             _ => return Err(ApplyError::Unexpected("streamed-transaction")),
         };
-        if let Some((oid, keys)) = touched {
-            self.open_txn("a row change")?.touch(oid, 1, &keys);
+        if let Some((oid, names)) = touched {
+            self.open_txn("a row change")?.touch(oid, 1, names);
         }
         Ok(())
     }
 
-    /// The row hash of `tuple`'s key: `Some(Some(hash))`; `Some(None)` for
-    /// no key to name (an absent old key); `None` when the row cannot be
-    /// named (the table has no usable key, or a key value is missing).
-    fn row(&self, oid: Oid, tuple: &Tuple) -> Option<Option<u64>> {
-        let positions = self.keys.get(&oid)?.as_ref()?;
-        let mut key = Vec::with_capacity(positions.len());
-        for &p in positions {
-            match tuple.columns.get(p)? {
-                ColumnValue::Text(text) => {
-                    key.push(std::str::from_utf8(text).ok()?.parse::<i64>().ok()?)
-                }
-                _ => return None,
+    /// The names of one change to `oid` (`new` row, `old` row): `None`
+    /// when it cannot be named (the stream sent no definition, or a key
+    /// that does not read).
+    fn names(&mut self, oid: Oid, new: Option<&Tuple>, old: Old<'_>) -> Option<Vec<u64>> {
+        let naming = self.keys.get(&oid)?;
+        let mut names = Vec::with_capacity(2 + 2 * naming.integers.len());
+        if let Some(positions) = &naming.key {
+            for tuple in [new, key_tuple(old)].into_iter().flatten() {
+                let key = positions
+                    .iter()
+                    .map(|&p| tuple.columns.get(p).and_then(integer))
+                    .collect::<Option<Vec<i64>>>()?;
+                names.push(row_hash(oid, &key));
             }
         }
-        Some(Some(row_hash(oid, &key)))
+        for (position, name, in_identity) in &naming.integers {
+            let value_of = |tuple: &Tuple| tuple.columns.get(*position).map(value);
+            let mut sides = Vec::with_capacity(2);
+            if let Some(new) = new {
+                sides.push(value_of(new));
+            }
+            sides.push(match old {
+                Old::None => Some(Value::Null),
+                // Unchanged identity: the new value was the old one.
+                Old::Unsent if *in_identity => Some(Value::Null),
+                Old::Key(t) if *in_identity => value_of(t),
+                Old::Unsent | Old::Key(_) => None,
+                Old::Full(t) => value_of(t),
+            });
+            for side in sides {
+                match side {
+                    Some(Value::Null) => {}
+                    Some(Value::Int(v)) => names.push(value_hash(oid, name, v)),
+                    Some(Value::Unknown) | None => {
+                        let any = any_value_hash(oid, name);
+                        if self.anys.insert(any) {
+                            names.push(any);
+                        }
+                    }
+                }
+            }
+        }
+        Some(names)
     }
 
     /// A transactional logical message with [`DDL_MESSAGE_PREFIX`] (the
@@ -273,6 +334,7 @@ impl Applier {
         self.open = None;
         self.relations.clear();
         self.keys.clear();
+        self.anys.clear();
     }
 
     fn open_txn(&mut self, what: &'static str) -> Result<&mut Committed, ApplyError> {
@@ -281,9 +343,8 @@ impl Applier {
 }
 
 impl Committed {
-    /// `n` changes to `oid`, naming rows `keys` (`Some(None)`: nothing to
-    /// name; `None`: a row that cannot be named).
-    fn touch(&mut self, oid: Oid, n: u64, keys: &[Option<Option<u64>>]) {
+    /// `n` changes to `oid`, named by `names` (`None`: it cannot be).
+    fn touch(&mut self, oid: Oid, n: u64, names: Option<Vec<u64>>) {
         self.changes += n;
         // Transactions touch few tables: a linear scan beats hashing.
         if !self.tables.contains(&oid) {
@@ -292,14 +353,60 @@ impl Committed {
         if self.whole.contains(&oid) {
             return;
         }
-        let named = keys.iter().all(Option::is_some) && self.rows.len() < MAX_ROWS_PER_TRANSACTION;
-        if named {
-            self.rows
-                .extend(keys.iter().filter_map(|k| k.flatten()).map(|h| (oid, h)));
-        } else {
-            self.whole.push(oid);
-            self.rows.retain(|&(t, _)| t != oid);
+        match names {
+            Some(names) if self.rows.len() + names.len() <= MAX_ROWS_PER_TRANSACTION => {
+                self.rows.extend(names.into_iter().map(|h| (oid, h)));
+            }
+            _ => {
+                self.whole.push(oid);
+                self.rows.retain(|&(t, _)| t != oid);
+            }
         }
+    }
+}
+
+/// The tuple holding an old key, when the change sent one.
+fn key_tuple(old: Old<'_>) -> Option<&Tuple> {
+    match old {
+        Old::Key(t) | Old::Full(t) => Some(t),
+        Old::None | Old::Unsent => None,
+    }
+}
+
+/// An integer column's value in a tuple.
+enum Value {
+    Null,
+    Int(i64),
+    /// Not sent (unchanged TOAST) or not readable.
+    Unknown,
+}
+
+fn value(column: &ColumnValue) -> Value {
+    match column {
+        ColumnValue::Null => Value::Null,
+        ColumnValue::Text(_) => integer(column).map_or(Value::Unknown, Value::Int),
+        ColumnValue::UnchangedToast | ColumnValue::Binary(_) => Value::Unknown,
+    }
+}
+
+fn integer(column: &ColumnValue) -> Option<i64> {
+    match column {
+        ColumnValue::Text(text) => std::str::from_utf8(text).ok()?.parse().ok(),
+        _ => None,
+    }
+}
+
+/// How `relation`'s changes are named.
+fn naming(relation: &Relation) -> Naming {
+    Naming {
+        key: key_positions(relation),
+        integers: relation
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| INTEGER_TYPES.contains(&c.type_oid.0))
+            .map(|(i, c)| (i, c.name.clone(), c.part_of_key))
+            .collect(),
     }
 }
 
@@ -362,37 +469,45 @@ mod tests {
     }
 
     #[test]
-    fn changes_name_their_rows_by_primary_key() {
+    fn changes_name_their_rows_and_integer_values() {
+        // app.accounts (id int PRIMARY KEY, owner text, balance bigint).
         let commits = run(&fixture!("identity_default.hex"));
-        let table = commits[0].tables[0];
-        for c in &commits {
+        let t = commits[0].tables[0];
+        let row = |k: i64| row_hash(t, &[k]);
+        let id = |v: i64| value_hash(t, "id", v);
+        let balance = |v: i64| value_hash(t, "balance", v);
+        let any_balance = any_value_hash(t, "balance");
+        let want: [Vec<u64>; 4] = [
+            // Two inserts: every value is new.
+            vec![row(1), id(1), balance(100), row(2), id(2), balance(50)],
+            // A non-key update: the key is unchanged, the old balance unsent.
+            vec![row(1), id(1), balance(150), any_balance],
+            // A key update: old key 'K'.
+            vec![row(10), row(2), id(10), id(2), balance(50), any_balance],
+            // A delete: old key 'K' only.
+            vec![row(10), id(10), any_balance],
+        ];
+        assert_eq!(commits.len(), want.len());
+        for (c, want) in commits.iter().zip(want) {
             assert!(c.whole.is_empty(), "{c:?}");
-        }
-        assert_eq!(commits[0].rows.len(), 2, "two inserts, two rows");
-        assert_ne!(commits[0].rows[0], commits[0].rows[1]);
-        assert_eq!(commits[1].rows.len(), 1, "a non-key update: the row");
-        assert_eq!(commits[2].rows.len(), 2, "a key update: new and old key");
-        assert_eq!(commits[3].rows.len(), 1, "a delete: the old key");
-        // Every key updated or deleted is one inserted or given earlier.
-        let known: Vec<_> = commits[..2].iter().flat_map(|c| &c.rows).collect();
-        assert!(known.contains(&&commits[2].rows[1]), "old key");
-        let known: Vec<_> = commits[..3].iter().flat_map(|c| &c.rows).collect();
-        assert!(known.contains(&&commits[3].rows[0]), "deleted key");
-        assert!(
-            commits
+            let mut got: Vec<u64> = c
+                .rows
                 .iter()
-                .flat_map(|c| &c.rows)
-                .all(|&(t, _)| t == table)
-        );
+                .map(|&(table, h)| {
+                    assert_eq!(table, t);
+                    h
+                })
+                .collect();
+            let mut want = want;
+            got.sort_unstable();
+            want.sort_unstable();
+            assert_eq!(got, want, "{c:?}");
+        }
     }
 
     #[test]
-    fn rows_without_a_usable_key_name_the_table() {
-        for name in [
-            "identity_full.hex",
-            "identity_index_nothing.hex",
-            "truncate.hex",
-        ] {
+    fn tables_without_integer_columns_or_key_are_named_whole() {
+        for name in ["identity_full.hex", "truncate.hex"] {
             let commits = run(&crate::cdc::fixtures::all()
                 .into_iter()
                 .find(|(n, _)| *n == name)
@@ -403,6 +518,30 @@ mod tests {
                 assert_eq!(c.whole, c.tables, "{name}");
             }
         }
+    }
+
+    #[test]
+    fn values_outside_the_replica_identity_are_unknown_in_old_rows() {
+        // devices (id int PRIMARY KEY, serial text, label text), REPLICA
+        // IDENTITY USING INDEX (serial): old keys carry only serial.
+        // events: REPLICA IDENTITY NOTHING, no integer column.
+        let commits = run(&fixture!("identity_index_nothing.hex"));
+        let devices = commits[0].tables[0];
+        let mut saw_any = false;
+        for c in &commits {
+            if c.tables == [devices] {
+                assert!(c.whole.is_empty(), "{c:?}");
+                assert!(
+                    c.rows.contains(&(devices, value_hash(devices, "id", 1))),
+                    "{c:?}"
+                );
+                assert!(!c.rows.contains(&(devices, row_hash(devices, &[1]))));
+                saw_any |= c.rows.contains(&(devices, any_value_hash(devices, "id")));
+            } else {
+                assert_eq!(c.whole, c.tables, "{c:?}");
+            }
+        }
+        assert!(saw_any, "updates do not send the old id");
     }
 
     #[test]

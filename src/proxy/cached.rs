@@ -16,6 +16,7 @@ use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 
 use crate::admin::{CacheSource, Metrics, PopulationLabels};
+use crate::cache::Depend;
 use crate::cache::response::{self, READY_IDLE};
 use crate::cache::{Capture, KeyRef, Limits, ResultCache, Ticket, Written};
 use crate::catalog::{self, EffectivePath, Oid, RelKind, SearchPath, Snapshot};
@@ -23,7 +24,8 @@ use crate::cdc;
 use crate::config::{CacheConfig, CacheMode, CdcMode, Config};
 use crate::protocol::frontend;
 use crate::sql::ast::ObjectName;
-use crate::sql::rowkey::{self, KeySource};
+use crate::sql::deps::{self, Dependency, KeySource};
+use crate::sql::rowkey;
 use crate::sql::{
     self, Analyzer, Context as SqlContext, Session as SqlSession, StatementKind, Verdict, Writes,
 };
@@ -128,7 +130,7 @@ pub(crate) struct CacheRuntime {
     pub(crate) fence_wanted: Arc<Notify>,
     /// Per shape fingerprint and catalog generation: how to name the one
     /// row it reads by primary key, if it does.
-    row_keys: quick_cache::sync::Cache<(u64, u64), Option<Arc<sql::rowkey::RowKey>>>,
+    row_keys: quick_cache::sync::Cache<(u64, u64), Option<Arc<[Dependency]>>>,
 }
 
 impl CacheSource for CacheRuntime {
@@ -774,11 +776,11 @@ impl SessionCache {
         self.account(sql, &kinds, cacheable.is_some(), catalog.as_deref());
         if let (Some(c), Some(catalog), Some(ctx), true) = (&cacheable, &catalog, &ctx, quiet) {
             query_key(&mut self.key, ctx.class, sql.as_bytes());
-            let row = self.row_of(catalog, ctx, &c.shape, |part, _| match part {
+            let deps = self.deps_of(catalog, ctx, &c.shape, |part, _| match part {
                 KeySource::Lifted(i) => rowkey::lifted_value(c.params.get(i)?),
                 KeySource::Client(_) => None,
             });
-            self.watch_miss(catalog, &c.shape, sql, row);
+            self.watch_miss(catalog, &c.shape, sql, deps);
         }
         self.probe_after(quiet, &kinds)
     }
@@ -1427,7 +1429,7 @@ impl SessionCache {
         let ctx = self.servable()?.clone();
         execute_key(&mut self.key, ctx.class, stmt.id, b.tail);
         let params = rowkey::bind_params(b.tail);
-        let row = self.row_of(&catalog, &ctx, &shape, |part, column_type| match part {
+        let deps = self.deps_of(&catalog, &ctx, &shape, |part, column_type| match part {
             KeySource::Client(n) => {
                 let i = usize::try_from(n).ok()?.checked_sub(1)?;
                 let &(value, binary) = params.as_ref()?.get(i)?;
@@ -1436,32 +1438,28 @@ impl SessionCache {
             }
             KeySource::Lifted(_) => None,
         });
-        self.watch_miss(&catalog, &shape, &stmt.sql, row);
+        self.watch_miss(&catalog, &shape, &stmt.sql, deps);
         Some(false)
     }
 
-    /// The row hash naming the one row `shape` reads by primary key, with
-    /// key values from `value` (by source and key column type).
-    fn row_of(
+    /// What an entry of `shape` depends on, table by table, with values
+    /// from `value` (by source and column type); `None` for every change
+    /// to its tables.
+    fn deps_of(
         &self,
         catalog: &Catalog,
         ctx: &Ctx,
         shape: &sql::Shape,
         value: impl Fn(KeySource, Oid) -> Option<i64>,
-    ) -> Option<u64> {
-        let &[table] = shape.tables.as_slice() else {
-            return None;
-        };
+    ) -> Option<Vec<Depend>> {
         let generation = catalog.snapshot.generation();
         let spec = match self.rt.row_keys.get(&(shape.fingerprint, generation)) {
             Some(spec) => spec,
             None => {
-                let spec = catalog
-                    .snapshot
-                    .tables()
-                    .find(|t| t.oid == table)
-                    .and_then(|t| rowkey::row_key(shape, t))
-                    .map(Arc::new);
+                let spec = deps::dependencies(shape, |oid| {
+                    catalog.snapshot.tables().find(|t| t.oid == oid)
+                })
+                .map(Arc::from);
                 self.rt
                     .row_keys
                     .insert((shape.fingerprint, generation), spec.clone());
@@ -1473,18 +1471,44 @@ impl SessionCache {
         if path.schemas().next() != Some(PG_CATALOG) {
             return None;
         }
-        let key = spec
-            .parts
+        let named = spec
             .iter()
-            .map(|&(source, column_type)| value(source, column_type))
-            .collect::<Option<Vec<i64>>>()?;
-        Some(crate::cache::row_hash(spec.table, &key))
+            .map(|d| match d {
+                Dependency::Table(t) => Depend::Table(*t),
+                Dependency::Row { table, parts } => parts
+                    .iter()
+                    .map(|&(source, column_type)| value(source, column_type))
+                    .collect::<Option<Vec<i64>>>()
+                    .map_or(Depend::Table(*table), |key| {
+                        Depend::Row(*table, crate::cache::row_hash(*table, &key))
+                    }),
+                Dependency::Value {
+                    table,
+                    column,
+                    source,
+                    type_oid,
+                } => value(*source, *type_oid).map_or(Depend::Table(*table), |v| {
+                    Depend::Value(
+                        *table,
+                        crate::cache::value_hash(*table, column, v),
+                        crate::cache::any_value_hash(*table, column),
+                    )
+                }),
+            })
+            .collect();
+        Some(named)
     }
 
     /// A cacheable request whose key is in `self.key` was just forwarded:
     /// watch its reply (for the grant and the miss latency) and capture it
     /// when the statement may get an entry.
-    fn watch_miss(&mut self, catalog: &Catalog, shape: &sql::Shape, sql: &str, row: Option<u64>) {
+    fn watch_miss(
+        &mut self,
+        catalog: &Catalog,
+        shape: &sql::Shape,
+        sql: &str,
+        deps: Option<Vec<Depend>>,
+    ) {
         self.rt.metrics.cache_misses.inc();
         let admitted = !CacheRuntime::skip_hinted(sql)
             && !self.rt.catalog_stale()
@@ -1492,7 +1516,9 @@ impl SessionCache {
                 .rt
                 .allowed(catalog, &shape.tables, sql, shape.fingerprint);
         let capture = if admitted {
-            self.rt.cache.begin_capture(&self.key, &shape.tables, row)
+            self.rt
+                .cache
+                .begin_capture(&self.key, &shape.tables, deps.as_deref())
         } else {
             None
         };

@@ -151,6 +151,7 @@ pub(crate) fn check(
         )?;
     }
     let invalidate = aggregates
+        || select.from.iter().any(has_outer_join)
         || select.distinct != Distinct::None
         || query.limit.is_some()
         || query.offset.is_some();
@@ -221,9 +222,9 @@ fn collect_from<'s>(
         }
         TableRef::Join(j) => {
             match j.kind {
-                JoinKind::Inner => {}
-                JoinKind::Left => return Err(Reason::OuterJoin("LEFT")),
-                JoinKind::Right => return Err(Reason::OuterJoin("RIGHT")),
+                // Outer joins are kept by invalidation on any change to
+                // their tables (`deps` narrows inner joins only).
+                JoinKind::Inner | JoinKind::Left | JoinKind::Right => {}
                 JoinKind::Full => return Err(Reason::OuterJoin("FULL")),
             }
             if j.alias.is_some() {
@@ -416,6 +417,15 @@ fn check_connected(
         }
     }
     Ok(())
+}
+
+fn has_outer_join(item: &TableRef) -> bool {
+    match item {
+        TableRef::Join(j) => {
+            j.kind != JoinKind::Inner || has_outer_join(&j.left) || has_outer_join(&j.right)
+        }
+        TableRef::Table { .. } | TableRef::Subquery { .. } => false,
+    }
 }
 
 fn flatten_and<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {

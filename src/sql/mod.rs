@@ -27,6 +27,7 @@ mod analyzer;
 pub mod ast;
 mod check;
 mod convert;
+pub mod deps;
 pub mod kind;
 mod normalize;
 pub mod reason;

@@ -119,7 +119,7 @@ pub enum Reason {
     SetReturningFunction(String),
     /// A window function or a procedure called as a function.
     NotAPlainFunction(String),
-    /// Joins other than inner joins.
+    /// `FULL` joins.
     OuterJoin(&'static str),
     /// `JOIN … USING` or `NATURAL JOIN`.
     JoinUsing,
@@ -272,7 +272,10 @@ impl fmt::Display for Reason {
                 f,
                 "calls {name}(), which is not a plain function or aggregate"
             ),
-            R::OuterJoin(kind) => write!(f, "uses a {kind} join; only inner joins are cached"),
+            R::OuterJoin(kind) => write!(
+                f,
+                "uses a {kind} join; only inner, LEFT and RIGHT joins are cached"
+            ),
             R::JoinUsing => {
                 f.write_str("uses JOIN … USING or NATURAL JOIN; only JOIN … ON is cached")
             }

@@ -219,8 +219,8 @@ fn reasons_read_well() {
             "INSERT statements are not cached",
         ),
         (
-            "SELECT * FROM users u LEFT JOIN organizations o ON o.id = u.organization_id",
-            "uses a LEFT join; only inner joins are cached",
+            "SELECT * FROM users u FULL JOIN organizations o ON o.id = u.organization_id",
+            "uses a FULL join; only inner, LEFT and RIGHT joins are cached",
         ),
         (
             "SELECT * FROM users, organizations",

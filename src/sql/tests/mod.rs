@@ -9,6 +9,7 @@
 mod analyze;
 mod convert;
 mod corpus;
+mod deps;
 mod fast_path;
 mod redteam;
 mod robustness;

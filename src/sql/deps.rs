@@ -1,0 +1,346 @@
+//! Which rows a cacheable statement's result depends on.
+//!
+//! The change stream names the rows each change touched
+//! ([`crate::cache::row_hash`] of the primary key,
+//! [`crate::cache::value_hash`] of each integer column's old and new value,
+//! [`crate::cache::any_value_hash`] when an old value is not in the stream).
+//! A statement whose inner equi-join conditions and `WHERE` conjuncts equate
+//! a table's columns to parameters reads only rows with those values, so its
+//! entry depends on those rows, not on every change to the table:
+//!
+//! - `FROM articles a JOIN votes v ON v.article_id = a.id WHERE a.id = $1`:
+//!   the article whose key is `$1`, and the votes whose `article_id` is
+//!   `$1` (`v.article_id = a.id = $1`);
+//! - a table none of whose integer columns is tied to a parameter depends
+//!   on every change to it.
+//!
+//! Only top-level `AND`ed equalities are used; any other condition only
+//! narrows the result further, so leaving it out keeps the dependency a
+//! superset. A row that satisfies none of the equalities, before and after a
+//! change, cannot be in the result or change it: in an inner join every
+//! result row is made of rows that satisfy all of them.
+//!
+//! Only integer columns (`int2`, `int4`, `int8`) are named: their values
+//! have one canonical form on both sides (the statement's literal or
+//! parameter, the stream's text).
+
+use std::collections::HashMap;
+
+use super::ast::{Expr, JoinKind, OperatorName, SelectItem, SetExpr, TableRef};
+use super::shape::Shape;
+use crate::catalog::{Oid, ReplicaIdentity, Table};
+
+/// Where a value comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KeySource {
+    /// A lifted literal: index into the analysis's parameter values.
+    Lifted(usize),
+    /// The client's own parameter `$n` (1-based): a Bind value.
+    Client(u32),
+}
+
+/// What one `FROM` table of a statement depends on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Dependency {
+    /// Every change to the table.
+    Table(Oid),
+    /// The row whose whole (integer) primary key equals these values, one
+    /// per key column in column (`attnum`) order with the column's type.
+    Row {
+        table: Oid,
+        parts: Vec<(KeySource, Oid)>,
+    },
+    /// Rows whose integer column `column` (of type `type_oid`) equals the
+    /// value.
+    Value {
+        table: Oid,
+        column: String,
+        source: KeySource,
+        type_oid: Oid,
+    },
+}
+
+/// `int2`, `int4`, `int8`.
+pub const INTEGER_TYPES: [u32; 3] = [21, 23, 20];
+
+/// What `shape` depends on, one [`Dependency`] per `FROM` table, with
+/// `table` giving the catalog entry of a table OID. `None` when nothing can
+/// be narrowed (every table depends on every change).
+pub fn dependencies<'t>(
+    shape: &Shape,
+    table: impl Fn(Oid) -> Option<&'t Table>,
+) -> Option<Vec<Dependency>> {
+    let query = &shape.query;
+    if query.with.is_some() {
+        return None;
+    }
+    let SetExpr::Select(select) = &query.body else {
+        return None;
+    };
+    let mut instances: Vec<Instance<'t>> = Vec::new();
+    let mut conditions: Vec<&Expr> = Vec::new();
+    for item in &select.from {
+        collect(item, &mut instances, &mut conditions)?;
+    }
+    if instances.len() != shape.tables.len() {
+        return None;
+    }
+    for (instance, &oid) in instances.iter_mut().zip(&shape.tables) {
+        instance.table = Some(table(oid)?);
+    }
+    // Anything that could read other rows (of these tables or others).
+    let mut exprs: Vec<&Expr> = Vec::new();
+    for t in &select.targets {
+        if let SelectItem::Expr { expr, .. } = t {
+            exprs.push(expr);
+        }
+    }
+    exprs.extend(select.selection.iter());
+    exprs.extend(conditions.iter().copied());
+    exprs.extend(select.group_by.iter());
+    exprs.extend(select.having.iter());
+    if let super::ast::Distinct::On(on) = &select.distinct {
+        exprs.extend(on.iter());
+    }
+    exprs.extend(query.order_by.iter().map(|o| &o.expr));
+    exprs.extend(query.limit.iter());
+    exprs.extend(query.offset.iter());
+    if exprs.into_iter().any(has_subquery) {
+        return None;
+    }
+
+    let mut conjuncts = Vec::new();
+    for c in conditions.iter().copied().chain(select.selection.iter()) {
+        flatten_and(c, &mut conjuncts);
+    }
+    // Classes of equal integer columns, and the value each is bound to.
+    let mut classes = Classes::default();
+    for c in conjuncts {
+        let Expr::Binary { op, left, right } = c else {
+            continue;
+        };
+        if !is_builtin_equals(op) {
+            continue;
+        }
+        let node = |e: &Expr| -> Option<Node> {
+            match e {
+                Expr::Column { qualifier, name } => {
+                    let (i, column) = resolve(&instances, qualifier, name)?;
+                    INTEGER_TYPES
+                        .contains(&column.type_oid.0)
+                        .then_some(Node::Column(i, column.attnum))
+                }
+                Expr::Param(n) => Some(Node::Param(*n)),
+                _ => None,
+            }
+        };
+        let (Some(l), Some(r)) = (node(left), node(right)) else {
+            continue;
+        };
+        classes.equate(l, r);
+    }
+
+    let source = |n: u32| -> Option<KeySource> {
+        if n <= shape.client_params {
+            Some(KeySource::Client(n))
+        } else {
+            Some(KeySource::Lifted(
+                usize::try_from(n - shape.client_params - 1).ok()?,
+            ))
+        }
+    };
+    let mut narrowed = false;
+    let mut out = Vec::with_capacity(instances.len());
+    for (i, instance) in instances.iter().enumerate() {
+        let table = instance.table?;
+        let bound = |attnum: i16| classes.bound(Node::Column(i, attnum)).and_then(source);
+        let dep = row_dependency(table, &bound)
+            .or_else(|| {
+                table.columns.iter().find_map(|c| {
+                    if !INTEGER_TYPES.contains(&c.type_oid.0) {
+                        return None;
+                    }
+                    Some(Dependency::Value {
+                        table: table.oid,
+                        column: c.name.clone(),
+                        source: bound(c.attnum)?,
+                        type_oid: c.type_oid,
+                    })
+                })
+            })
+            .unwrap_or(Dependency::Table(table.oid));
+        narrowed |= !matches!(dep, Dependency::Table(_));
+        out.push(dep);
+    }
+    narrowed.then_some(out)
+}
+
+/// The row dependency of `table` when every column of its integer primary
+/// key is bound and the stream names its rows by that key (the replica
+/// identity is the primary key).
+fn row_dependency(table: &Table, bound: &impl Fn(i16) -> Option<KeySource>) -> Option<Dependency> {
+    if table.replica_identity != ReplicaIdentity::Default || table.primary_key.is_empty() {
+        return None;
+    }
+    let mut key_columns: Vec<_> = table
+        .primary_key
+        .iter()
+        .map(|&attnum| table.columns.iter().find(|c| c.attnum == attnum))
+        .collect::<Option<Vec<_>>>()?;
+    key_columns.sort_by_key(|c| c.attnum);
+    let parts = key_columns
+        .iter()
+        .map(|c| {
+            INTEGER_TYPES
+                .contains(&c.type_oid.0)
+                .then(|| bound(c.attnum))
+                .flatten()
+                .map(|s| (s, c.type_oid))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(Dependency::Row {
+        table: table.oid,
+        parts,
+    })
+}
+
+/// One `FROM` table as the statement names it.
+struct Instance<'t> {
+    /// `(name, aliased)`: the alias, or the table's own name.
+    name: String,
+    aliased: bool,
+    table: Option<&'t Table>,
+}
+
+/// `FROM` tables in order (as the analysis lists them) and the `ON`
+/// conditions of inner joins. `None` for anything else (outer joins are
+/// cached by table).
+fn collect<'q>(
+    item: &'q TableRef,
+    out: &mut Vec<Instance<'_>>,
+    conditions: &mut Vec<&'q Expr>,
+) -> Option<()> {
+    match item {
+        TableRef::Table { name, alias, .. } => {
+            let (name, aliased) = match alias {
+                Some(a) => (a.name.clone(), true),
+                None => (name.name.clone(), false),
+            };
+            out.push(Instance {
+                name,
+                aliased,
+                table: None,
+            });
+            Some(())
+        }
+        TableRef::Join(j) => {
+            if j.kind != JoinKind::Inner {
+                return None;
+            }
+            collect(&j.left, out, conditions)?;
+            collect(&j.right, out, conditions)?;
+            match &j.constraint {
+                super::ast::JoinConstraint::On(e) => conditions.push(e),
+                super::ast::JoinConstraint::None => {}
+                _ => return None,
+            }
+            Some(())
+        }
+        TableRef::Subquery { .. } => None,
+    }
+}
+
+/// The instance and column a column reference names, when certain.
+fn resolve<'t>(
+    instances: &[Instance<'t>],
+    qualifier: &[String],
+    name: &str,
+) -> Option<(usize, &'t crate::catalog::Column)> {
+    let mut found = None;
+    for (i, instance) in instances.iter().enumerate() {
+        let table = instance.table?;
+        let matches = match qualifier {
+            [] => true,
+            [q] => *q == instance.name,
+            // `schema.table` (or `db.schema.table`): only unaliased tables.
+            [.., t] => !instance.aliased && *t == instance.name,
+        };
+        if !matches {
+            continue;
+        }
+        if let Some(column) = table.column(name) {
+            if found.is_some() {
+                return None;
+            }
+            found = Some((i, column));
+        }
+    }
+    found
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Node {
+    /// Instance index and `attnum`.
+    Column(usize, i16),
+    Param(u32),
+}
+
+/// Union-find over columns and parameters.
+#[derive(Default)]
+struct Classes {
+    parent: HashMap<Node, Node>,
+}
+
+impl Classes {
+    fn find(&self, n: Node) -> Node {
+        let mut at = n;
+        while let Some(&p) = self.parent.get(&at) {
+            at = p;
+        }
+        at
+    }
+
+    fn equate(&mut self, a: Node, b: Node) {
+        let (ra, rb) = (self.find(a), self.find(b));
+        if ra != rb {
+            self.parent.insert(ra, rb);
+        }
+    }
+
+    /// The lowest-numbered parameter equal to `n`, when its class has one.
+    fn bound(&self, n: Node) -> Option<u32> {
+        let root = self.find(n);
+        self.parent
+            .keys()
+            .copied()
+            .chain([root])
+            .filter(|&m| self.find(m) == root)
+            .filter_map(|m| match m {
+                Node::Param(p) => Some(p),
+                Node::Column(..) => None,
+            })
+            .min()
+    }
+}
+
+fn flatten_and<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
+    match e {
+        Expr::And(list) => list.iter().for_each(|x| flatten_and(x, out)),
+        other => out.push(other),
+    }
+}
+
+fn is_builtin_equals(op: &OperatorName) -> bool {
+    op.name == "=" && op.schema.as_deref().is_none_or(|s| s == "pg_catalog")
+}
+
+fn has_subquery(expr: &Expr) -> bool {
+    let mut found = false;
+    let mut copy = expr.clone();
+    copy.for_each_mut(&mut |e| {
+        if matches!(e, Expr::Subquery { .. }) {
+            found = true;
+        }
+    });
+    found
+}
