@@ -121,6 +121,9 @@ pub enum Depend {
     /// Rows with this [`value_hash`] and the column's [`any_value_hash`],
     /// and changes to the table that name no row.
     Value(Oid, u64, u64),
+    /// Only changes to the table that name no row (no row of it can be
+    /// read).
+    Coarse(Oid),
 }
 
 /// A cache key: the request in a canonical byte form (see the session layer)
@@ -290,6 +293,7 @@ impl Generations {
                     Self::row_slot(value),
                     Self::row_slot(any),
                 ]),
+                Depend::Coarse(t) => slots.push(COARSE_BASE + Self::slot(t)),
             }
         }
         self.depend(slots.into_iter())
@@ -626,11 +630,18 @@ impl ResultCache {
             return None;
         }
         drop(populating);
-        let deps = match deps {
-            Some(deps) => self.generations.current_deps(deps),
-            None => self.generations.current(tables),
+        let (generations, depends) = match deps {
+            Some(deps) => (self.generations.current_deps(deps), deps.to_vec()),
+            None => (
+                self.generations.current(tables),
+                tables.iter().map(|&t| Depend::Table(t)).collect(),
+            ),
         };
-        Some(Capture { key, deps })
+        Some(Capture {
+            key,
+            deps: generations,
+            depends,
+        })
     }
 
     /// Finish a capture: store `result` unless it is too large. Returns the
@@ -693,9 +704,9 @@ impl ResultCache {
     /// row_hash)`, old and new keys): entries reading one of them by key,
     /// and entries reading their tables otherwise, are stale.
     pub fn invalidate_rows(&self, rows: &[(Oid, u64)]) {
+        // Table slots before row slots (see [`Self::narrow`]).
         let mut tables: Vec<usize> = Vec::new();
-        for &(t, row) in rows {
-            self.generations.bump(Generations::row_slot(row));
+        for &(t, _) in rows {
             let slot = Generations::slot(t);
             if !tables.contains(&slot) {
                 tables.push(slot);
@@ -703,6 +714,9 @@ impl ResultCache {
         }
         for slot in tables {
             self.generations.bump(slot);
+        }
+        for &(_, row) in rows {
+            self.generations.bump(Generations::row_slot(row));
         }
         if !rows.is_empty() {
             self.stale.fetch_add(1, Ordering::Release);
@@ -808,11 +822,76 @@ impl Equivalent<(Arc<str>, u64)> for GrantRef<'_> {
 pub struct Capture {
     key: Key,
     deps: Dependencies,
+    /// What the generations stand for.
+    depends: Vec<Depend>,
 }
 
 impl Capture {
     pub fn key(&self) -> &[u8] {
         self.key.as_bytes()
+    }
+}
+
+impl ResultCache {
+    /// Narrow a capture's dependency on every change to `table` to the row
+    /// with [`row_hash`] `row` (`None`: no row of `table` can be read),
+    /// learned after the capture began. Done only when no change to `table`
+    /// was applied since the capture began (its generation is the one
+    /// recorded then): a change applied from now on bumps that row's
+    /// generation, read now. Returns whether it narrowed.
+    ///
+    /// The caller must know that the row the capture read is that row as
+    /// long as the entry is not invalidated otherwise (it read the key from
+    /// a row the entry depends on by key, after the capture).
+    pub fn narrow(&self, capture: &mut Capture, table: Oid, row: Option<u64>) -> bool {
+        let slot = Generations::slot(table);
+        let sharing = capture
+            .depends
+            .iter()
+            .filter(|d| matches!(d, Depend::Table(t) if Generations::slot(*t) == slot))
+            .count();
+        if sharing != 1 {
+            return false;
+        }
+        // The narrower generations first, then the table's: a change is
+        // applied table slot first (`invalidate`, `invalidate_rows`), so a
+        // change whose row bump is seen here is seen on the table too.
+        let narrower: Vec<(usize, u64)> =
+            [Some(COARSE_BASE + slot), row.map(Generations::row_slot)]
+                .into_iter()
+                .flatten()
+                .map(|s| (s, self.generations.slots[s].load(Ordering::Acquire)))
+                .collect();
+        let recorded = capture.deps.tables.iter().find(|&&(s, _)| s == slot);
+        let fresh = recorded
+            .is_some_and(|&(_, g)| g == self.generations.slots[slot].load(Ordering::Acquire));
+        if !fresh {
+            return false;
+        }
+        let mut slots: Vec<(usize, u64)> = capture
+            .deps
+            .tables
+            .iter()
+            .copied()
+            .filter(|&(s, _)| s != slot)
+            .collect();
+        for (s, g) in narrower {
+            // A generation recorded when the capture began is kept (older).
+            if !slots.iter().any(|&(have, _)| have == s) {
+                slots.push((s, g));
+            }
+        }
+        slots.sort_unstable();
+        capture.deps.tables = slots.into_boxed_slice();
+        for d in &mut capture.depends {
+            if matches!(d, Depend::Table(t) if *t == table) {
+                *d = match row {
+                    Some(row) => Depend::Row(table, row),
+                    None => Depend::Coarse(table),
+                };
+            }
+        }
+        true
     }
 }
 

@@ -360,3 +360,57 @@ fn row_hash_is_stable_and_keyed_by_table() {
     assert_ne!(row_hash(Oid(1), &[5]), row_hash(Oid(2), &[5]));
     assert_ne!(row_hash(Oid(1), &[5, 6]), row_hash(Oid(1), &[6, 5]));
 }
+
+#[test]
+fn a_lookup_narrows_a_table_dependency_to_one_row() {
+    let cache = ResultCache::new(limits(1 << 20));
+    let (articles, users) = (Oid(100), Oid(102));
+    let deps = [
+        Depend::Row(articles, row_hash(articles, &[1])),
+        Depend::Table(users),
+    ];
+    let begin = |key: &[u8]| {
+        cache
+            .begin_capture(key, &[articles, users], Some(&deps))
+            .unwrap()
+    };
+
+    // Narrowed to user 5: other users' changes leave it alone.
+    let mut capture = begin(b"narrowed");
+    assert!(cache.narrow(&mut capture, users, Some(row_hash(users, &[5]))));
+    cache.finish_capture(capture, 7, result(1, 10)).unwrap();
+    cache.invalidate_rows(&[(users, row_hash(users, &[6]))]);
+    assert!(cache.get(KeyRef(b"narrowed")).is_some());
+    cache.invalidate_rows(&[(users, row_hash(users, &[5]))]);
+    assert!(cache.get(KeyRef(b"narrowed")).is_none());
+
+    // A change to users applied between the capture and the lookup: not
+    // narrowed, and stale.
+    let mut capture = begin(b"raced");
+    cache.invalidate_rows(&[(users, row_hash(users, &[6]))]);
+    assert!(!cache.narrow(&mut capture, users, Some(row_hash(users, &[5]))));
+    cache.finish_capture(capture, 7, result(1, 10)).unwrap();
+    assert!(cache.get(KeyRef(b"raced")).is_none());
+
+    // No user can join (no article, or its author_id is NULL): only
+    // changes naming no row (a truncate) matter.
+    let mut capture = begin(b"none");
+    assert!(cache.narrow(&mut capture, users, None));
+    cache.finish_capture(capture, 7, result(0, 10)).unwrap();
+    cache.invalidate_rows(&[(users, row_hash(users, &[5]))]);
+    assert!(cache.get(KeyRef(b"none")).is_some());
+    cache.invalidate(&Written {
+        tables: vec![users],
+        all: false,
+    });
+    assert!(cache.get(KeyRef(b"none")).is_none());
+
+    // Two instances of the table depending on every change (a self-join):
+    // one lookup cannot narrow their shared dependency.
+    let both = [Depend::Table(users), Depend::Table(users)];
+    let mut capture = cache
+        .begin_capture(b"self", &[users, users], Some(&both))
+        .unwrap();
+    assert!(!cache.narrow(&mut capture, users, Some(row_hash(users, &[5]))));
+    cache.abandon_capture(capture);
+}

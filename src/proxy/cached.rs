@@ -15,6 +15,7 @@ use bytes::{BufMut, BytesMut};
 use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 
+use super::lookup::{self as lookup, Job, Lookup};
 use crate::admin::{CacheSource, Metrics, PopulationLabels};
 use crate::cache::Depend;
 use crate::cache::response::{self, READY_IDLE};
@@ -105,6 +106,24 @@ struct Catalog {
     user_functions: HashSet<String>,
 }
 
+/// The lookup reading the key of the row a [`Dependency::Lookup`] narrows
+/// to, with the key values of the row it reads.
+fn lookup_of(
+    catalog: &Catalog,
+    via: Oid,
+    via_key: &[(String, KeySource, Oid)],
+    columns: &[String],
+    value: &impl Fn(KeySource, Oid) -> Option<i64>,
+) -> Option<String> {
+    let table = catalog.snapshot.table(via)?;
+    let schema = catalog.snapshot.schema(table.schema)?;
+    let key = via_key
+        .iter()
+        .map(|(column, source, type_oid)| Some((column.as_str(), value(*source, *type_oid)?)))
+        .collect::<Option<Vec<_>>>()?;
+    Some(lookup::lookup_sql(&schema.name, &table.name, columns, &key))
+}
+
 /// Shared by every session.
 pub(crate) struct CacheRuntime {
     pub(crate) cache: ResultCache,
@@ -131,6 +150,11 @@ pub(crate) struct CacheRuntime {
     /// Per shape fingerprint and catalog generation: how to name the one
     /// row it reads by primary key, if it does.
     row_keys: quick_cache::sync::Cache<(u64, u64), Option<Arc<[Dependency]>>>,
+    /// Captures waiting for lookups that narrow their dependencies
+    /// (`super::lookup`); `None` without a change stream.
+    lookups: Option<tokio::sync::mpsc::Sender<Job>>,
+    /// The other end, until the lookup task takes it.
+    lookup_jobs: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<Job>>>,
 }
 
 impl CacheSource for CacheRuntime {
@@ -155,6 +179,8 @@ impl CacheRuntime {
         if c.mode == CacheMode::Off {
             return None;
         }
+        let lookups =
+            (config.cdc.mode == CdcMode::On).then(|| tokio::sync::mpsc::channel(lookup::QUEUE));
         let allow_statements = c
             .allow_statements
             .iter()
@@ -185,9 +211,32 @@ impl CacheRuntime {
             publication: (config.cdc.mode == CdcMode::On).then(|| config.cdc.publication.clone()),
             fence_wanted: Arc::new(Notify::new()),
             row_keys: quick_cache::sync::Cache::new(16_384),
+            lookups: lookups.as_ref().map(|(tx, _)| tx.clone()),
+            lookup_jobs: std::sync::Mutex::new(lookups.map(|(_, rx)| rx)),
         });
         metrics.set_cache_source(Arc::clone(&rt) as Arc<dyn CacheSource>);
         Some(rt)
+    }
+
+    /// The lookup task's queue (once; `None` without a change stream).
+    pub(crate) fn take_lookup_jobs(&self) -> Option<tokio::sync::mpsc::Receiver<Job>> {
+        self.lookup_jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    /// Store a finished capture (and wake the fence when it waits for one).
+    pub(crate) fn store(&self, capture: Capture, shape: u64, result: response::CapturedResult) {
+        let stored = self.cache.finish_capture(capture, shape, result).is_some();
+        if stored && self.publication.is_some() {
+            self.fence_wanted.notify_one();
+        }
+        let label = if stored { "ok" } else { "failed" };
+        self.metrics
+            .cache_populations
+            .get_or_create(&PopulationLabels { result: label })
+            .inc();
     }
 
     fn catalog(&self) -> Option<Arc<Catalog>> {
@@ -473,6 +522,8 @@ enum Probe {
 struct Watch {
     shape: u64,
     capture: Option<(Capture, BytesMut)>,
+    /// Lookups to run before the capture is stored (`super::lookup`).
+    lookups: Vec<Lookup>,
     errored: bool,
     started: Instant,
 }
@@ -1443,23 +1494,21 @@ impl SessionCache {
     }
 
     /// What an entry of `shape` depends on, table by table, with values
-    /// from `value` (by source and column type); `None` for every change
-    /// to its tables.
+    /// from `value` (by source and column type), and the lookups that may
+    /// narrow it after the capture; `None` for every change to its tables.
     fn deps_of(
         &self,
         catalog: &Catalog,
         ctx: &Ctx,
         shape: &sql::Shape,
         value: impl Fn(KeySource, Oid) -> Option<i64>,
-    ) -> Option<Vec<Depend>> {
+    ) -> Option<(Vec<Depend>, Vec<Lookup>)> {
         let generation = catalog.snapshot.generation();
         let spec = match self.rt.row_keys.get(&(shape.fingerprint, generation)) {
             Some(spec) => spec,
             None => {
-                let spec = deps::dependencies(shape, |oid| {
-                    catalog.snapshot.tables().find(|t| t.oid == oid)
-                })
-                .map(Arc::from);
+                let spec =
+                    deps::dependencies(shape, |oid| catalog.snapshot.table(oid)).map(Arc::from);
                 self.rt
                     .row_keys
                     .insert((shape.fingerprint, generation), spec.clone());
@@ -1471,6 +1520,7 @@ impl SessionCache {
         if path.schemas().next() != Some(PG_CATALOG) {
             return None;
         }
+        let mut lookups = Vec::new();
         let named = spec
             .iter()
             .map(|d| match d {
@@ -1494,9 +1544,22 @@ impl SessionCache {
                         crate::cache::any_value_hash(*table, column),
                     )
                 }),
+                Dependency::Lookup {
+                    table,
+                    via,
+                    via_key,
+                    columns,
+                } => {
+                    if self.rt.lookups.is_some()
+                        && let Some(sql) = lookup_of(catalog, *via, via_key, columns, &value)
+                    {
+                        lookups.push(Lookup { table: *table, sql });
+                    }
+                    Depend::Table(*table)
+                }
             })
             .collect();
-        Some(named)
+        Some((named, lookups))
     }
 
     /// A cacheable request whose key is in `self.key` was just forwarded:
@@ -1507,7 +1570,7 @@ impl SessionCache {
         catalog: &Catalog,
         shape: &sql::Shape,
         sql: &str,
-        deps: Option<Vec<Depend>>,
+        deps: Option<(Vec<Depend>, Vec<Lookup>)>,
     ) {
         self.rt.metrics.cache_misses.inc();
         let admitted = !CacheRuntime::skip_hinted(sql)
@@ -1515,6 +1578,7 @@ impl SessionCache {
             && self
                 .rt
                 .allowed(catalog, &shape.tables, sql, shape.fingerprint);
+        let (deps, lookups) = deps.unzip();
         let capture = if admitted {
             self.rt
                 .cache
@@ -1525,6 +1589,7 @@ impl SessionCache {
         self.watch = Some(Watch {
             shape: shape.fingerprint,
             capture: capture.map(|c| (c, BytesMut::with_capacity(512))),
+            lookups: lookups.unwrap_or_default(),
             errored: false,
             started: Instant::now(),
         });
@@ -1705,24 +1770,39 @@ impl SessionCache {
         } else {
             response::parse_reply(&buf)
         };
-        let stored = match result {
+        match result {
+            Ok(r) if w.lookups.is_empty() => self.rt.store(capture, w.shape, r),
             Ok(r) => {
-                let stored = self.rt.cache.finish_capture(capture, w.shape, r).is_some();
-                if stored && self.rt.publication.is_some() {
-                    self.rt.fence_wanted.notify_one();
+                let job = Job {
+                    capture,
+                    shape: w.shape,
+                    result: r,
+                    lookups: w.lookups,
+                };
+                // The lookup task stores it; when its queue is full, it is
+                // stored as it is.
+                let unsent = match &self.rt.lookups {
+                    Some(tx) => match tx.try_send(job) {
+                        Ok(()) => None,
+                        Err(
+                            tokio::sync::mpsc::error::TrySendError::Full(job)
+                            | tokio::sync::mpsc::error::TrySendError::Closed(job),
+                        ) => Some(job),
+                    },
+                    None => Some(job),
+                };
+                if let Some(job) = unsent {
+                    self.rt.store(job.capture, job.shape, job.result);
                 }
-                stored
             }
             Err(reason) => {
                 debug!(%reason, "cache: reply not cached");
                 self.rt.cache.abandon_capture(capture);
-                false
+                m.cache_populations
+                    .get_or_create(&PopulationLabels { result: "failed" })
+                    .inc();
             }
-        };
-        let label = if stored { "ok" } else { "failed" };
-        m.cache_populations
-            .get_or_create(&PopulationLabels { result: label })
-            .inc();
+        }
     }
 
     fn probe_done(&mut self, row: Option<Vec<Option<Vec<u8>>>>) {

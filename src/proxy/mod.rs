@@ -11,6 +11,7 @@
 
 mod cached;
 mod cancel;
+mod lookup;
 mod origin;
 mod session;
 
@@ -72,10 +73,14 @@ pub async fn serve(
                 Arc::clone(&rt.fence_wanted),
             ))
         });
+        let lookups = rt
+            .take_lookup_jobs()
+            .map(|jobs| tokio::spawn(lookup::run(Arc::clone(rt), config.origin.clone(), jobs)));
         (
             tokio::spawn(Arc::clone(rt).maintain(config.origin.clone())),
             tokio::spawn(Arc::clone(rt).clock()),
             stream,
+            lookups,
         )
     });
     let shared = Arc::new(Shared {
@@ -141,11 +146,11 @@ pub async fn serve(
             join_all(&mut sessions).await;
         }
     }
-    if let Some((catalog, clock, stream)) = maintenance {
+    if let Some((catalog, clock, stream, lookups)) = maintenance {
         catalog.abort();
         clock.abort();
-        if let Some(stream) = stream {
-            stream.abort();
+        for task in [stream, lookups].into_iter().flatten() {
+            task.abort();
         }
     }
     info!("all sessions closed");

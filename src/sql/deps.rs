@@ -11,6 +11,11 @@
 //! - `FROM articles a JOIN votes v ON v.article_id = a.id WHERE a.id = $1`:
 //!   the article whose key is `$1`, and the votes whose `article_id` is
 //!   `$1` (`v.article_id = a.id = $1`);
+//! - a table whose whole integer primary key equals columns of a row read
+//!   by key (`JOIN users u ON u.id = a.author_id WHERE a.id = $1`) depends
+//!   on the one row the lookup of those columns names
+//!   ([`Dependency::Lookup`]: the proxy reads `a.author_id` after the
+//!   capture);
 //! - a table none of whose integer columns is tied to a parameter depends
 //!   on every change to it.
 //!
@@ -57,6 +62,17 @@ pub enum Dependency {
         column: String,
         source: KeySource,
         type_oid: Oid,
+    },
+    /// The row of `table` (integer primary key, default replica identity)
+    /// whose key equals the `columns` (one per key column, in `attnum`
+    /// order) of the row of `via` whose primary key `via_key` (columns and
+    /// where their values come from) names. Until that row is read, every
+    /// change to `table`.
+    Lookup {
+        table: Oid,
+        via: Oid,
+        via_key: Vec<(String, KeySource, Oid)>,
+        columns: Vec<String>,
     },
 }
 
@@ -155,6 +171,7 @@ pub fn dependencies<'t>(
         let table = instance.table?;
         let bound = |attnum: i16| classes.bound(Node::Column(i, attnum)).and_then(source);
         let dep = row_dependency(table, &bound)
+            .or_else(|| lookup_dependency(i, &instances, &classes, &source))
             .or_else(|| {
                 table.columns.iter().find_map(|c| {
                     if !INTEGER_TYPES.contains(&c.type_oid.0) {
@@ -179,29 +196,83 @@ pub fn dependencies<'t>(
 /// key is bound and the stream names its rows by that key (the replica
 /// identity is the primary key).
 fn row_dependency(table: &Table, bound: &impl Fn(i16) -> Option<KeySource>) -> Option<Dependency> {
-    if table.replica_identity != ReplicaIdentity::Default || table.primary_key.is_empty() {
-        return None;
-    }
-    let mut key_columns: Vec<_> = table
-        .primary_key
+    let parts = integer_key(table)?
         .iter()
-        .map(|&attnum| table.columns.iter().find(|c| c.attnum == attnum))
-        .collect::<Option<Vec<_>>>()?;
-    key_columns.sort_by_key(|c| c.attnum);
-    let parts = key_columns
-        .iter()
-        .map(|c| {
-            INTEGER_TYPES
-                .contains(&c.type_oid.0)
-                .then(|| bound(c.attnum))
-                .flatten()
-                .map(|s| (s, c.type_oid))
-        })
+        .map(|c| bound(c.attnum).map(|s| (s, c.type_oid)))
         .collect::<Option<Vec<_>>>()?;
     Some(Dependency::Row {
         table: table.oid,
         parts,
     })
+}
+
+/// The lookup dependency of instance `i`: its whole integer primary key is
+/// equated to columns of one other instance whose row is named by key.
+fn lookup_dependency(
+    i: usize,
+    instances: &[Instance<'_>],
+    classes: &Classes,
+    source: &impl Fn(u32) -> Option<KeySource>,
+) -> Option<Dependency> {
+    let table = instances[i].table?;
+    let key = integer_key(table)?;
+    for (j, via) in instances.iter().enumerate() {
+        if j == i {
+            continue;
+        }
+        let via_table = via.table?;
+        let bound = |attnum: i16| classes.bound(Node::Column(j, attnum)).and_then(source);
+        let Some(Dependency::Row { parts, .. }) = row_dependency(via_table, &bound) else {
+            continue;
+        };
+        // Each key column of `table` equals an integer column of `via`.
+        let columns = key
+            .iter()
+            .map(|c| {
+                let root = classes.find(Node::Column(i, c.attnum));
+                via_table
+                    .columns
+                    .iter()
+                    .find(|v| {
+                        INTEGER_TYPES.contains(&v.type_oid.0)
+                            && classes.find(Node::Column(j, v.attnum)) == root
+                    })
+                    .map(|v| v.name.clone())
+            })
+            .collect::<Option<Vec<String>>>();
+        let Some(columns) = columns else {
+            continue;
+        };
+        let via_key = integer_key(via_table)?
+            .iter()
+            .zip(parts)
+            .map(|(c, (source, type_oid))| (c.name.clone(), source, type_oid))
+            .collect();
+        return Some(Dependency::Lookup {
+            table: table.oid,
+            via: via_table.oid,
+            via_key,
+            columns,
+        });
+    }
+    None
+}
+
+/// The primary key columns of `table` in `attnum` order, when the stream
+/// names its rows by them: default replica identity, integer columns.
+fn integer_key(table: &Table) -> Option<Vec<&crate::catalog::Column>> {
+    if table.replica_identity != ReplicaIdentity::Default || table.primary_key.is_empty() {
+        return None;
+    }
+    let mut key: Vec<_> = table
+        .primary_key
+        .iter()
+        .map(|&attnum| table.columns.iter().find(|c| c.attnum == attnum))
+        .collect::<Option<Vec<_>>>()?;
+    key.sort_by_key(|c| c.attnum);
+    key.iter()
+        .all(|c| INTEGER_TYPES.contains(&c.type_oid.0))
+        .then_some(key)
 }
 
 /// One `FROM` table as the statement names it.

@@ -75,7 +75,7 @@ fn one_to_many_joins_depend_on_the_parent_row_and_the_children_by_value() {
 }
 
 #[test]
-fn a_table_joined_on_an_unbound_column_depends_on_every_change() {
+fn a_table_joined_by_its_key_to_a_row_read_by_key_depends_on_a_lookup() {
     let fx = Fx::new();
     let sql = "SELECT p.title, u.username FROM blog_post p \
                JOIN auth_user u ON u.id = p.author_id WHERE p.id = $1";
@@ -83,6 +83,30 @@ fn a_table_joined_on_an_unbound_column_depends_on_every_change() {
         deps(&fx, sql),
         Some(vec![
             row(&fx, "blog_post", &[(KeySource::Client(1), INT8)]),
+            Dependency::Lookup {
+                table: oid(&fx, "auth_user"),
+                via: oid(&fx, "blog_post"),
+                via_key: vec![("id".to_owned(), KeySource::Client(1), Oid(INT8))],
+                columns: vec!["author_id".to_owned()],
+            },
+        ])
+    );
+    // Not by its whole key, or not to a row read by key: every change.
+    let sql = "SELECT p.title, u.username FROM blog_post p \
+               JOIN auth_user u ON u.id = p.author_id WHERE p.slug = $1 AND p.views = 3";
+    assert_eq!(
+        deps(&fx, sql),
+        Some(vec![
+            value(&fx, "blog_post", "views", KeySource::Lifted(0), INT4),
+            Dependency::Table(oid(&fx, "auth_user")),
+        ])
+    );
+    let sql = "SELECT p.title FROM blog_post p \
+               JOIN auth_user u ON u.username = p.slug AND u.id > p.author_id WHERE p.id = 1";
+    assert_eq!(
+        deps(&fx, sql),
+        Some(vec![
+            row(&fx, "blog_post", &[(KeySource::Lifted(0), INT8)]),
             Dependency::Table(oid(&fx, "auth_user")),
         ])
     );

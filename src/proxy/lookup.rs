@@ -1,0 +1,194 @@
+//! Narrowing join entries after their capture.
+//!
+//! `FROM articles a JOIN users u ON u.id = a.author_id WHERE a.id = $1`
+//! reads one article by key and the one user its `author_id` names; which
+//! user the statement does not say. Until the proxy knows, the entry
+//! depends on every change to `users`. After the capture, this task reads
+//! `author_id` of that article on the proxy's own connection and narrows
+//! the dependency to that user's row ([`ResultCache::narrow`]) before the
+//! entry is stored.
+//!
+//! Why the value read later is the one the capture saw: the entry depends
+//! on the article's row by key from before its capture began. If
+//! `author_id` changed between the capture and the lookup, that change is
+//! applied before the entry is ever served (its fence position is read
+//! after the lookup) and drops it. And a change to `users` applied before
+//! the narrowing leaves the dependency on the whole table.
+//!
+//! Lookups run one at a time; when the queue is full, or the origin cannot
+//! be reached, entries are stored with their whole-table dependency. A
+//! failed lookup never reaches a client.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_postgres::SimpleQueryMessage;
+use tracing::debug;
+
+use super::cached::CacheRuntime;
+use crate::cache::{Capture, CapturedResult, row_hash};
+use crate::catalog::Oid;
+
+/// Jobs waiting for the lookup task; beyond, entries are not narrowed.
+pub(crate) const QUEUE: usize = 1024;
+
+/// How long one lookup may take.
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Read a row's key columns to narrow a dependency on `table`.
+#[derive(Debug, Clone)]
+pub(crate) struct Lookup {
+    /// The table whose dependency is narrowed.
+    pub table: Oid,
+    /// `SELECT <table's key values> FROM <the row read by key>`: integers,
+    /// one per key column of `table`, in column order.
+    pub sql: String,
+}
+
+/// A finished capture waiting for its lookups.
+pub(crate) struct Job {
+    pub capture: Capture,
+    pub shape: u64,
+    pub result: CapturedResult,
+    pub lookups: Vec<Lookup>,
+}
+
+/// The lookup task: narrows and stores each job's entry.
+pub(crate) async fn run(
+    rt: Arc<CacheRuntime>,
+    origin: crate::config::OriginConfig,
+    mut jobs: mpsc::Receiver<Job>,
+) {
+    let mut client: Option<tokio_postgres::Client> = None;
+    while let Some(mut job) = jobs.recv().await {
+        if client
+            .as_ref()
+            .is_none_or(tokio_postgres::Client::is_closed)
+        {
+            client = connect(&origin).await;
+        }
+        if let Some(c) = &client {
+            for lookup in &job.lookups {
+                match read(c, &lookup.sql).await {
+                    Ok(key) => {
+                        let row = key.map(|k| row_hash(lookup.table, &k));
+                        rt.cache.narrow(&mut job.capture, lookup.table, row);
+                    }
+                    Err(Failure::Connection) => {
+                        client = None;
+                        break;
+                    }
+                    Err(Failure::Value) => {}
+                }
+            }
+        }
+        rt.store(job.capture, job.shape, job.result);
+    }
+}
+
+enum Failure {
+    /// The connection is gone or stuck: connect again for the next job.
+    Connection,
+    /// The origin refused the statement, or the values do not read.
+    Value,
+}
+
+/// The one row `sql` reads: `Some(key)`, or `None` when there is no row or
+/// a value is NULL (no row of the narrowed table can then be joined).
+async fn read(client: &tokio_postgres::Client, sql: &str) -> Result<Option<Vec<i64>>, Failure> {
+    let messages = match tokio::time::timeout(TIMEOUT, client.simple_query(sql)).await {
+        Err(_) => return Err(Failure::Connection),
+        Ok(Err(e)) if e.as_db_error().is_some() => {
+            debug!(error = %e, "cache: lookup refused");
+            return Err(Failure::Value);
+        }
+        Ok(Err(_)) => return Err(Failure::Connection),
+        Ok(Ok(messages)) => messages,
+    };
+    let mut rows = messages.iter().filter_map(|m| match m {
+        SimpleQueryMessage::Row(r) => Some(r),
+        _ => None,
+    });
+    let Some(row) = rows.next() else {
+        return Ok(None);
+    };
+    if rows.next().is_some() {
+        return Err(Failure::Value);
+    }
+    let mut key = Vec::with_capacity(row.len());
+    for i in 0..row.len() {
+        match row.try_get(i) {
+            Ok(Some(text)) => key.push(text.parse().map_err(|_| Failure::Value)?),
+            Ok(None) => return Ok(None),
+            Err(_) => return Err(Failure::Value),
+        }
+    }
+    Ok(Some(key))
+}
+
+async fn connect(origin: &crate::config::OriginConfig) -> Option<tokio_postgres::Client> {
+    let pg = origin.pg_config().ok()?;
+    match crate::check::connect_origin(&pg, origin.connect_timeout).await {
+        Ok((client, _connection)) => Some(client),
+        Err(e) => {
+            debug!(error = %e, "cache: no lookup connection");
+            None
+        }
+    }
+}
+
+/// `"name"` with embedded quotes doubled.
+pub(crate) fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The lookup reading `columns` of the row of `schema.table` whose key
+/// columns `key` have the given values.
+pub(crate) fn lookup_sql(
+    schema: &str,
+    table: &str,
+    columns: &[String],
+    key: &[(&str, i64)],
+) -> String {
+    let select: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+    let filter: Vec<String> = key
+        .iter()
+        .map(|(c, v)| format!("{} OPERATOR(pg_catalog.=) ({v})", quote_ident(c)))
+        .collect();
+    format!(
+        "SELECT {} FROM {}.{} WHERE {}",
+        select.join(", "),
+        quote_ident(schema),
+        quote_ident(table),
+        filter.join(" AND ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookups_are_qualified_and_quoted() {
+        assert_eq!(
+            lookup_sql(
+                "public",
+                "Articles",
+                &["author_id".to_owned()],
+                &[("id", -5)]
+            ),
+            "SELECT \"author_id\" FROM \"public\".\"Articles\" WHERE \"id\" OPERATOR(pg_catalog.=) (-5)"
+        );
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(
+            lookup_sql(
+                "s",
+                "t",
+                &["x".to_owned(), "y".to_owned()],
+                &[("a", 1), ("b", 2)]
+            ),
+            "SELECT \"x\", \"y\" FROM \"s\".\"t\" WHERE \"a\" OPERATOR(pg_catalog.=) (1) AND \"b\" OPERATOR(pg_catalog.=) (2)"
+        );
+    }
+}
