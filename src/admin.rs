@@ -47,6 +47,10 @@ pub struct Metrics {
     pub cache_misses: Counter,
     /// Entries filled from the origin's reply (`ok`) or given up (`failed`).
     pub cache_populations: Family<PopulationLabels, Counter>,
+    /// Lookups narrowing join entries after their capture, by result:
+    /// `narrowed`, `changed` (a change to the table came first),
+    /// `failed` (refused, unreadable or no connection), `queue_full`.
+    pub cache_lookups: Family<LookupLabels, Counter>,
     /// Entries evicted to stay within `cache.max_memory`.
     pub cache_evictions: Counter,
     pub cache_entries: Gauge,
@@ -88,6 +92,12 @@ pub struct PopulationLabels {
     pub result: &'static str,
 }
 
+/// Label of `cache_lookups`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LookupLabels {
+    pub result: &'static str,
+}
+
 /// What the metrics read from the cache when scraped.
 pub trait CacheSource: Send + Sync {
     fn entries(&self) -> u64;
@@ -118,6 +128,7 @@ impl Metrics {
             cache_hits: Counter::default(),
             cache_misses: Counter::default(),
             cache_populations: Family::default(),
+            cache_lookups: Family::default(),
             cache_evictions: Counter::default(),
             cache_entries: Gauge::default(),
             cache_rows: Gauge::default(),
@@ -197,6 +208,12 @@ impl Metrics {
             "cache_populations",
             "Cache entries filled from the origin's reply (ok) or given up (failed)",
             m.cache_populations.clone(),
+        );
+        registry.register(
+            "cache_lookups",
+            "Lookups narrowing join entries after their capture, by result \
+             (narrowed, changed, failed, queue_full)",
+            m.cache_lookups.clone(),
         );
         registry.register(
             "cache_evictions",

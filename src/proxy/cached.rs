@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 
 use super::lookup::{self as lookup, Job, Lookup};
-use crate::admin::{CacheSource, Metrics, PopulationLabels};
+use crate::admin::{CacheSource, LookupLabels, Metrics, PopulationLabels};
 use crate::cache::Depend;
 use crate::cache::response::{self, READY_IDLE};
 use crate::cache::{Capture, KeyRef, Limits, ResultCache, Ticket, Written};
@@ -224,6 +224,14 @@ impl CacheRuntime {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take()
+    }
+
+    /// Count a lookup's result (`cache_lookups`).
+    pub(crate) fn lookup_done(&self, result: &'static str) {
+        self.metrics
+            .cache_lookups
+            .get_or_create(&LookupLabels { result })
+            .inc();
     }
 
     /// Store a finished capture (and wake the fence when it waits for one).
@@ -1792,6 +1800,9 @@ impl SessionCache {
                     None => Some(job),
                 };
                 if let Some(job) = unsent {
+                    for _ in &job.lookups {
+                        self.rt.lookup_done("queue_full");
+                    }
                     self.rt.store(job.capture, job.shape, job.result);
                 }
             }

@@ -15,9 +15,9 @@
 //! after the lookup) and drops it. And a change to `users` applied before
 //! the narrowing leaves the dependency on the whole table.
 //!
-//! Lookups run one at a time; when the queue is full, or the origin cannot
-//! be reached, entries are stored with their whole-table dependency. A
-//! failed lookup never reaches a client.
+//! Lookups run in batches, pipelined on one connection; when the queue is
+//! full, or the origin cannot be reached, entries are stored with their
+//! whole-table dependency. A failed lookup never reaches a client.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,36 +54,69 @@ pub(crate) struct Job {
     pub lookups: Vec<Lookup>,
 }
 
+/// Jobs taken from the queue at once; their lookups are sent together
+/// (pipelined on the one connection).
+const BATCH: usize = 256;
+
 /// The lookup task: narrows and stores each job's entry.
 pub(crate) async fn run(
     rt: Arc<CacheRuntime>,
     origin: crate::config::OriginConfig,
     mut jobs: mpsc::Receiver<Job>,
 ) {
-    let mut client: Option<tokio_postgres::Client> = None;
-    while let Some(mut job) = jobs.recv().await {
-        if client
-            .as_ref()
-            .is_none_or(tokio_postgres::Client::is_closed)
-        {
-            client = connect(&origin).await;
+    let mut client: Option<Arc<tokio_postgres::Client>> = None;
+    let mut batch: Vec<Job> = Vec::with_capacity(BATCH);
+    while jobs.recv_many(&mut batch, BATCH).await > 0 {
+        if client.as_ref().is_none_or(|c| c.is_closed()) {
+            client = connect(&origin).await.map(Arc::new);
         }
+        // Every lookup of the batch in flight at once, numbered in order.
+        let mut reads = tokio::task::JoinSet::new();
+        let total: usize = batch.iter().map(|j| j.lookups.len()).sum();
         if let Some(c) = &client {
-            for lookup in &job.lookups {
-                match read(c, &lookup.sql).await {
-                    Ok(key) => {
-                        let row = key.map(|k| row_hash(lookup.table, &k));
-                        rt.cache.narrow(&mut job.capture, lookup.table, row);
-                    }
-                    Err(Failure::Connection) => {
-                        client = None;
-                        break;
-                    }
-                    Err(Failure::Value) => {}
-                }
+            let lookups = batch.iter().flat_map(|j| &j.lookups);
+            for (k, lookup) in lookups.enumerate() {
+                let (c, sql) = (Arc::clone(c), lookup.sql.clone());
+                reads.spawn(async move { (k, read(&c, &sql).await) });
             }
         }
-        rt.store(job.capture, job.shape, job.result);
+        let mut results: Vec<Option<Result<Option<Vec<i64>>, Failure>>> =
+            (0..total).map(|_| None).collect();
+        while let Some(done) = reads.join_next().await {
+            if let Ok((k, read)) = done
+                && let Some(slot) = results.get_mut(k)
+            {
+                *slot = Some(read);
+            }
+        }
+        let mut lost = false;
+        let mut results = results.into_iter();
+        for job in &mut batch {
+            for lookup in &job.lookups {
+                let result = match results.next().flatten() {
+                    Some(Ok(key)) => {
+                        let row = key.map(|k| row_hash(lookup.table, &k));
+                        if rt.cache.narrow(&mut job.capture, lookup.table, row) {
+                            "narrowed"
+                        } else {
+                            "changed"
+                        }
+                    }
+                    Some(Err(Failure::Connection)) => {
+                        lost = true;
+                        "failed"
+                    }
+                    Some(Err(Failure::Value)) | None => "failed",
+                };
+                rt.lookup_done(result);
+            }
+        }
+        if lost {
+            client = None;
+        }
+        for job in batch.drain(..) {
+            rt.store(job.capture, job.shape, job.result);
+        }
     }
 }
 
