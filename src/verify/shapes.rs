@@ -558,6 +558,17 @@ pub(crate) fn shapes(s: &str, pools: &Pools, rng: &mut Rng) -> Vec<Shape> {
         ),
         sets(rng, |r| vec![int_key(r)]),
     );
+    // The joined t_int row is the one the t_big row's int_id names (the
+    // proxy reads it after the capture).
+    add(
+        "point_join_lookup",
+        Kind::Plain,
+        format!(
+            "SELECT b.id, b.v, i.s, i.grp FROM {s}.t_big b JOIN {s}.t_int i ON i.id = b.int_id \
+             WHERE b.id = $1"
+        ),
+        sets(rng, |r| vec![big_key(r)]),
+    );
     add(
         "point_and",
         Kind::Plain,
