@@ -601,3 +601,74 @@ async fn point_entries_follow_their_own_row() {
         .unwrap();
     assert_eq!(col(&client, one_sql).await, one("mine"));
 }
+
+/// Outer joins are cached with a dependency on every change to each of
+/// their tables: a row appearing or vanishing on the nullable side, even
+/// for a statement that reads one row of the other side by key, reaches
+/// the cached result.
+#[tokio::test]
+async fn outer_joins_follow_changes_to_either_table() {
+    setup(
+        "DROP TABLE IF EXISTS cdc_left_a, cdc_left_b; \
+         CREATE TABLE cdc_left_a (id int PRIMARY KEY, name text NOT NULL); \
+         CREATE TABLE cdc_left_b (id int PRIMARY KEY, a_id int, v text); \
+         INSERT INTO cdc_left_a VALUES (1, 'one'), (2, 'two'); \
+         INSERT INTO cdc_left_b VALUES (10, 1, 'x')",
+    )
+    .await;
+    let proxy = Proxy::start_streaming(|_| {}).await;
+    let client = proxy.connect("cdc_left").await;
+    let direct = connect_direct("cdc_left_writer").await;
+    let all = "SELECT a.name || ':' || coalesce(b.v, '-') FROM cdc_left_a a \
+               LEFT JOIN cdc_left_b b ON b.a_id = a.id ORDER BY 1";
+    let point = "SELECT a.name || ':' || coalesce(b.v, '-') FROM cdc_left_a a \
+                 LEFT JOIN cdc_left_b b ON b.a_id = a.id WHERE a.id = 2 ORDER BY 1";
+    let right = "SELECT coalesce(a.name, '-') || ':' || b.v FROM cdc_left_a a \
+                 RIGHT JOIN cdc_left_b b ON b.a_id = a.id ORDER BY 1";
+    let rows = |v: &[&str]| v.iter().map(|s| Some((*s).to_owned())).collect::<Vec<_>>();
+    assert_eq!(warm(&proxy, &client, all).await, rows(&["one:x", "two:-"]));
+    assert_eq!(warm(&proxy, &client, point).await, rows(&["two:-"]));
+    assert_eq!(warm(&proxy, &client, right).await, rows(&["one:x"]));
+
+    let steps: [(&str, [Vec<Option<String>>; 3]); 4] = [
+        (
+            "INSERT INTO cdc_left_b VALUES (11, 2, 'y')",
+            [
+                rows(&["one:x", "two:y"]),
+                rows(&["two:y"]),
+                rows(&["one:x", "two:y"]),
+            ],
+        ),
+        (
+            "INSERT INTO cdc_left_b VALUES (12, 3, 'z')",
+            [
+                rows(&["one:x", "two:y"]),
+                rows(&["two:y"]),
+                rows(&["-:z", "one:x", "two:y"]),
+            ],
+        ),
+        (
+            "UPDATE cdc_left_a SET name = 'deux' WHERE id = 2",
+            [
+                rows(&["deux:y", "one:x"]),
+                rows(&["deux:y"]),
+                rows(&["-:z", "deux:y", "one:x"]),
+            ],
+        ),
+        (
+            "DELETE FROM cdc_left_b WHERE id = 11",
+            [
+                rows(&["deux:-", "one:x"]),
+                rows(&["deux:-"]),
+                rows(&["-:z", "one:x"]),
+            ],
+        ),
+    ];
+    for (write, wants) in steps {
+        direct.batch_execute(write).await.expect(write);
+        for (sql, want) in [all, point, right].into_iter().zip(wants) {
+            converges(&client, sql, want.clone()).await;
+            assert_eq!(warm(&proxy, &client, sql).await, want, "after {write}");
+        }
+    }
+}

@@ -33,4 +33,6 @@ mod cache_redteam;
 mod cdc;
 mod cdc_redteam;
 
+mod joins;
+
 mod verify;
