@@ -36,3 +36,4 @@ mod cdc_redteam;
 mod joins;
 
 mod verify;
+mod parameter_types;

@@ -121,16 +121,21 @@ pub fn dependencies<'t>(
     exprs.extend(query.order_by.iter().map(|o| &o.expr));
     exprs.extend(query.limit.iter());
     exprs.extend(query.offset.iter());
-    if exprs.into_iter().any(has_subquery) {
+    if exprs.iter().any(|e| has_subquery(e)) {
         return None;
+    }
+    // How often each client parameter appears anywhere.
+    let mut uses: HashMap<u32, usize> = HashMap::new();
+    for e in &exprs {
+        count_params(e, &mut uses);
     }
 
     let mut conjuncts = Vec::new();
     for c in conditions.iter().copied().chain(select.selection.iter()) {
         flatten_and(c, &mut conjuncts);
     }
-    // Classes of equal integer columns, and the value each is bound to.
-    let mut classes = Classes::default();
+    // Equalities of integer columns with each other or with a parameter.
+    let mut pairs: Vec<(Node, Node)> = Vec::new();
     for c in conjuncts {
         let Expr::Binary { op, left, right } = c else {
             continue;
@@ -150,9 +155,30 @@ pub fn dependencies<'t>(
                 _ => None,
             }
         };
-        let (Some(l), Some(r)) = (node(left), node(right)) else {
+        match (node(left), node(right)) {
+            (Some(l @ Node::Column(..)), Some(r)) | (Some(r), Some(l @ Node::Column(..))) => {
+                pairs.push((l, r));
+            }
+            _ => {}
+        }
+    }
+    // A client parameter whose type the Parse leaves open takes the type
+    // PostgreSQL infers at its first use, which may be elsewhere in the
+    // statement (`SELECT $1::float4 … WHERE id = $1` compares as float4):
+    // its value names rows only when every use is `integer column = $n`.
+    let mut typed_by_column: HashMap<u32, usize> = HashMap::new();
+    for (_, r) in &pairs {
+        if let Node::Param(n) = r {
+            *typed_by_column.entry(*n).or_default() += 1;
+        }
+    }
+    let usable = |n: u32| n > shape.client_params || typed_by_column.get(&n) == uses.get(&n);
+    // Classes of equal integer columns, and the value each is bound to.
+    let mut classes = Classes::default();
+    for (l, r) in pairs {
+        if matches!(r, Node::Param(n) if !usable(n)) {
             continue;
-        };
+        }
         classes.equate(l, r);
     }
 
@@ -403,6 +429,16 @@ fn flatten_and<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
 
 fn is_builtin_equals(op: &OperatorName) -> bool {
     op.name == "=" && op.schema.as_deref().is_none_or(|s| s == "pg_catalog")
+}
+
+/// Count the uses of each parameter in `expr`.
+fn count_params(expr: &Expr, uses: &mut HashMap<u32, usize>) {
+    let mut copy = expr.clone();
+    copy.for_each_mut(&mut |e| {
+        if let Expr::Param(n) = e {
+            *uses.entry(*n).or_default() += 1;
+        }
+    });
 }
 
 fn has_subquery(expr: &Expr) -> bool {

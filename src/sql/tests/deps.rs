@@ -186,6 +186,9 @@ fn anything_else_depends_on_every_change() {
         "SELECT * FROM users u LEFT JOIN organizations o \
          ON o.id = u.organization_id WHERE u.id = 1",
         "SELECT * FROM users u JOIN organizations o ON o.id = u.organization_id",
+        // `$1` may be typed by its other use (float4): not a key value.
+        "SELECT $1::float4 AS k, name FROM users WHERE id = $1",
+        "SELECT name FROM users WHERE id = $1 AND sign_in_count < $1",
     ] {
         assert_eq!(deps(&fx, sql), None, "{sql}");
     }
