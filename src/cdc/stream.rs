@@ -95,8 +95,10 @@ struct Unseen {
     rows: Vec<(Oid, u64)>,
 }
 
-/// Transactions kept for [`Unseen`]; beyond, every entry is dropped once.
+/// Transactions kept for [`Unseen`], and the row names they may hold in
+/// all (16 bytes each: 16 MiB); beyond either, every entry is dropped once.
 const MAX_UNSEEN: usize = 100_000;
+const MAX_UNSEEN_ROWS: usize = 1 << 20;
 
 impl Shared {
     fn cache(&self) -> &ResultCache {
@@ -130,7 +132,8 @@ impl Shared {
 
     fn not_yet_visible(&self, unseen: Unseen) {
         let mut list = self.unseen.lock().unwrap_or_else(|p| p.into_inner());
-        if list.len() >= MAX_UNSEEN {
+        let rows: usize = list.iter().map(|u| u.rows.len()).sum();
+        if list.len() >= MAX_UNSEEN || rows + unseen.rows.len() > MAX_UNSEEN_ROWS {
             list.clear();
             self.cache().invalidate(&Written {
                 tables: Vec::new(),
