@@ -29,7 +29,7 @@ pub(super) async fn faults(shared: Arc<Shared>) {
     let restart: Option<RestartHook> = shared.options.restart_origin.clone();
     let mut injected = 0u64;
     while !shared.stop_writes.load(Ordering::Relaxed) {
-        let wait = Duration::from_millis(rng.between(2000, 5000) as u64);
+        let wait = Duration::from_millis(rng.between(2000, 5000) as u64) * shared.options.calm;
         shared.pause(wait, &shared.stop_writes).await;
         if shared.stop_writes.load(Ordering::Relaxed) {
             break;

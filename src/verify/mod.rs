@@ -67,6 +67,10 @@ pub struct VerifyOptions {
     pub fault_slot: Option<String>,
     /// Restarts the origin as one of the faults; `None`: never.
     pub restart_origin: Option<RestartHook>,
+    /// Multiplies the time between faults, `TRUNCATE`s and `ALTER TABLE`s
+    /// (1: a fault every 2–5 s, a schema change every 3–7 s, a truncate
+    /// every 6–12 s).
+    pub calm: u32,
 }
 
 impl VerifyOptions {
@@ -84,6 +88,7 @@ impl VerifyOptions {
             hits: None,
             fault_slot: None,
             restart_origin: None,
+            calm: 1,
         }
     }
 }
@@ -99,6 +104,7 @@ impl fmt::Debug for VerifyOptions {
             .field("hits", &self.hits.is_some())
             .field("fault_slot", &self.fault_slot)
             .field("restart_origin", &self.restart_origin.is_some())
+            .field("calm", &self.calm)
             .finish_non_exhaustive()
     }
 }
@@ -339,6 +345,7 @@ pub async fn command(args: crate::cli::VerifyArgs) -> Result<(), String> {
     options.faults = args.faults;
     options.staleness = args.staleness;
     options.fault_slot = args.fault_slot;
+    options.calm = args.calm;
     if let Some(url) = args.metrics {
         // Blocking reads of a local endpoint, three times a run.
         let first = read_counter(&url, HITS_METRIC).map_err(|e| format!("--metrics: {e}"))?;

@@ -114,8 +114,9 @@ pub(super) async fn writer(shared: Arc<Shared>, id: usize) {
         return;
     };
     let start = shared.start;
-    let mut next_truncate = start + Duration::from_millis(rng.between(4000, 9000) as u64);
-    let mut next_alter = start + Duration::from_millis(rng.between(2500, 7000) as u64);
+    let calm = shared.options.calm;
+    let mut next_truncate = start + Duration::from_millis(rng.between(4000, 9000) as u64) * calm;
+    let mut next_alter = start + Duration::from_millis(rng.between(2500, 7000) as u64) * calm;
     let mut marker = 0u64;
     let mut changes = SchemaChanges::default();
     while !shared.stop_writes.load(Ordering::Relaxed) {
@@ -127,10 +128,10 @@ pub(super) async fn writer(shared: Arc<Shared>, id: usize) {
         }
         let now = Instant::now();
         let write = if id == 0 && now >= next_truncate {
-            next_truncate = now + Duration::from_millis(rng.between(6000, 12000) as u64);
+            next_truncate = now + Duration::from_millis(rng.between(6000, 12000) as u64) * calm;
             truncate(&shared, &mut rng)
         } else if id == 0 && now >= next_alter {
-            next_alter = now + Duration::from_millis(rng.between(3000, 7000) as u64);
+            next_alter = now + Duration::from_millis(rng.between(3000, 7000) as u64) * calm;
             alter(&shared, &mut rng, &mut changes)
         } else {
             marker += 1;
