@@ -86,6 +86,8 @@ pub(super) struct Shared {
     errors: Mutex<(u64, Vec<String>)>,
     pub(super) last_restart: Mutex<Option<Instant>>,
     used: Mutex<BTreeSet<Combo>>,
+    /// The origin's sessions were described after a statement timed out.
+    diagnosed: AtomicBool,
 }
 
 /// Which server a connection goes to.
@@ -122,7 +124,8 @@ impl Shared {
     pub(super) fn error(&self, message: String) {
         let mut errors = lock(&self.errors);
         errors.0 += 1;
-        if errors.1.len() < MAX_EXAMPLES {
+        // The origin's sessions after a timeout are kept beyond the examples.
+        if errors.1.len() < MAX_EXAMPLES || message.starts_with("diagnosis: ") {
             let at = self.start.elapsed().as_secs_f64();
             errors.1.push(format!("{at:.1}s: {message}"));
         }
@@ -270,10 +273,50 @@ impl Pair {
     }
 }
 
-/// Record a lost connection (unless an origin restart explains it).
-pub(super) fn lost(shared: &Shared, app: &str, what: &Lost) {
+/// Record a lost connection (unless an origin restart explains it). The
+/// first statement that times out also records what the origin's other
+/// sessions were doing (who waits for whom).
+pub(super) fn lost(shared: &Arc<Shared>, app: &str, what: &Lost) {
     if matches!(what, Lost::Timeout(_)) || !shared.restarting() {
         shared.error(format!("{app}: {what}"));
+    }
+    if matches!(what, Lost::Timeout(_)) && !shared.diagnosed.swap(true, Ordering::AcqRel) {
+        tokio::spawn(diagnose(Arc::clone(shared)));
+    }
+}
+
+/// Record the origin's sessions that are not idle: state, wait, the
+/// sessions blocking them, transaction age and statement.
+async fn diagnose(shared: Arc<Shared>) {
+    const SESSIONS: &str = "SELECT pid, pg_blocking_pids(pid)::text, application_name, state, \
+        coalesce(wait_event_type || ':' || wait_event, ''), \
+        coalesce(round(extract(epoch FROM now() - xact_start))::text, ''), left(query, 120) \
+        FROM pg_stat_activity WHERE datname = current_database() \
+        AND pid <> pg_backend_pid() AND state IS DISTINCT FROM 'idle' ORDER BY xact_start";
+    let conn = match Conn::connect(&shared.config(Target::Origin, 0, "diagnosis")).await {
+        Ok(conn) => conn,
+        Err(e) => {
+            shared.error(format!("diagnosis: origin: {e}"));
+            return;
+        }
+    };
+    match conn.simple(SESSIONS).await {
+        Ok(Outcome::Rows { rows, .. }) => {
+            for row in rows {
+                let cells: Vec<String> = row
+                    .iter()
+                    .map(|c| {
+                        c.as_deref()
+                            .map(String::from_utf8_lossy)
+                            .unwrap_or_default()
+                            .into_owned()
+                    })
+                    .collect();
+                shared.error(format!("diagnosis: session {}", cells.join(" | ")));
+            }
+        }
+        Ok(other) => shared.error(format!("diagnosis: {other}")),
+        Err(e) => shared.error(format!("diagnosis: {e}")),
     }
 }
 
@@ -307,6 +350,7 @@ pub(super) async fn run(options: VerifyOptions) -> Result<Report, VerifyError> {
         errors: Mutex::new((0, Vec::new())),
         last_restart: Mutex::new(None),
         used: Mutex::new(BTreeSet::new()),
+        diagnosed: AtomicBool::new(false),
     });
 
     let mut writers = JoinSet::new();
