@@ -74,6 +74,11 @@ pub struct VerifyArgs {
     /// Only terminate the walsender of this replication slot [default: every pgcache% slot]
     #[arg(long, value_name = "NAME")]
     pub fault_slot: Option<String>,
+    /// With --faults, also restart the origin now and then by running this shell command
+    /// (e.g. "pg_ctl -D DATA restart -m fast"); the origin must accept connections again
+    /// within 60 s
+    #[arg(long, value_name = "COMMAND")]
+    pub restart_command: Option<String>,
     /// Stretch the time between faults, TRUNCATEs and ALTER TABLEs by this factor
     /// (1: a fault every 2-5 s, an ALTER TABLE every 3-7 s, a TRUNCATE every 6-12 s)
     #[arg(long, value_name = "FACTOR", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -338,6 +343,7 @@ mod tests {
                 schema: "pgcache_verify".into(),
                 faults: true,
                 fault_slot: None,
+                restart_command: None,
                 calm: 1,
                 staleness: Duration::from_secs(5),
                 metrics: Some("http://127.0.0.1:9187/metrics".into()),

@@ -329,6 +329,34 @@ pub async fn run(options: VerifyOptions) -> Result<Report, VerifyError> {
     workload::run(options).await
 }
 
+/// A restart hook running `command` with `sh -c`, then waiting (up to 60 s)
+/// until the origin accepts connections again.
+fn restart_hook(command: String, origin: tokio_postgres::Config) -> RestartHook {
+    let command = Arc::new(command);
+    Arc::new(move || {
+        let (command, origin) = (Arc::clone(&command), origin.clone());
+        Box::pin(async move {
+            let status = tokio::process::Command::new("sh")
+                .arg("-c")
+                .arg(command.as_str())
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .status()
+                .await;
+            if !status.as_ref().is_ok_and(std::process::ExitStatus::success) {
+                eprintln!("pgcache verify: restart command failed: {status:?}");
+            }
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+            while tokio::time::Instant::now() < deadline {
+                if outcome::Conn::connect(&origin).await.is_ok() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    })
+}
+
 /// The metric `--metrics` reads.
 const HITS_METRIC: &str = "pgcache_cache_hits_total";
 
@@ -346,6 +374,9 @@ pub async fn command(args: crate::cli::VerifyArgs) -> Result<(), String> {
     options.staleness = args.staleness;
     options.fault_slot = args.fault_slot;
     options.calm = args.calm;
+    if let Some(command) = args.restart_command {
+        options.restart_origin = Some(restart_hook(command, options.origin.clone()));
+    }
     if let Some(url) = args.metrics {
         // Blocking reads of a local endpoint, three times a run.
         let first = read_counter(&url, HITS_METRIC).map_err(|e| format!("--metrics: {e}"))?;
