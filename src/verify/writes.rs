@@ -465,6 +465,17 @@ fn next_write(shared: &Shared, rng: &mut Rng) -> Write {
     }
 }
 
+/// `statements` (taking an exclusive lock: `TRUNCATE`, `ALTER TABLE`) in
+/// a transaction that waits at most 2 s for its locks. A reader of the
+/// tester compares inside transactions open on both connections at once
+/// (settings detours): a proxy read queued behind this lock while the
+/// reader's origin transaction holds a lock this one waits for is a cycle
+/// only the reader's statement timeout would end. A refusal (`55P03`)
+/// counts as a write the origin refused.
+fn exclusive(statements: &str) -> String {
+    format!("BEGIN; SET LOCAL lock_timeout = '2s'; {statements}; COMMIT")
+}
+
 /// Count a write's outcome: refused by the origin, or done.
 fn refused(shared: &Shared, result: &Result<(), Outcome>) {
     if result.is_err() {
@@ -558,12 +569,10 @@ async fn perform(
             refused(shared, &result);
         }
         Write::Truncate { statements } => {
-            let sql = if statements.len() > 1 {
+            if statements.len() > 1 {
                 bump(&c.transactions);
-                format!("BEGIN; {}; COMMIT", statements.join("; "))
-            } else {
-                statements.join("; ")
-            };
+            }
+            let sql = exclusive(&statements.join("; "));
             let result = conn.batch(&sql).await?;
             if result.is_ok() {
                 bump(&c.truncates);
@@ -573,11 +582,12 @@ async fn perform(
             }
         }
         Write::Ddl(sql) => {
-            let result = conn.batch(&sql).await?;
+            let result = conn.batch(&exclusive(&sql)).await?;
             if result.is_ok() {
                 bump(&c.ddl);
             } else {
                 bump(&c.writes_refused);
+                let _ = conn.batch("ROLLBACK").await?;
             }
         }
     }
