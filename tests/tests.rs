@@ -35,5 +35,5 @@ mod cdc_redteam;
 
 mod joins;
 
-mod verify;
 mod parameter_types;
+mod verify;
