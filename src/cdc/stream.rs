@@ -78,7 +78,7 @@ struct Shared {
     /// Positions read, oldest first, with the time their read began.
     observations: Mutex<VecDeque<(u64, Instant)>>,
     /// Applied transactions not yet seen finished by a position read.
-    unseen: Mutex<Vec<Unseen>>,
+    unseen: Mutex<UnseenList>,
     /// What the last position read said of the DDL event trigger and of
     /// roles (see [`POSITION_SQL`]).
     seen: Mutex<(Option<bool>, Option<i64>)>,
@@ -93,6 +93,31 @@ struct Unseen {
     xid: u32,
     written: Written,
     rows: Vec<(Oid, u64)>,
+}
+
+/// The [`Unseen`] transactions and how many row names they hold.
+#[derive(Default)]
+struct UnseenList {
+    list: Vec<Unseen>,
+    rows: usize,
+}
+
+impl UnseenList {
+    fn push(&mut self, unseen: Unseen) {
+        self.rows += unseen.rows.len();
+        self.list.push(unseen);
+    }
+
+    fn extend(&mut self, more: Vec<Unseen>) {
+        for unseen in more {
+            self.push(unseen);
+        }
+    }
+
+    fn take(&mut self) -> Vec<Unseen> {
+        self.rows = 0;
+        std::mem::take(&mut self.list)
+    }
 }
 
 /// Transactions kept for [`Unseen`], and the row names they may hold in
@@ -132,9 +157,8 @@ impl Shared {
 
     fn not_yet_visible(&self, unseen: Unseen) {
         let mut list = self.unseen.lock().unwrap_or_else(|p| p.into_inner());
-        let rows: usize = list.iter().map(|u| u.rows.len()).sum();
-        if list.len() >= MAX_UNSEEN || rows + unseen.rows.len() > MAX_UNSEEN_ROWS {
-            list.clear();
+        if list.list.len() >= MAX_UNSEEN || list.rows + unseen.rows.len() > MAX_UNSEEN_ROWS {
+            list.take();
             self.cache().invalidate(&Written {
                 tables: Vec::new(),
                 all: true,
@@ -168,7 +192,7 @@ pub async fn run(
         position_up: AtomicBool::new(false),
         synced: AtomicBool::new(false),
         observations: Mutex::new(VecDeque::new()),
-        unseen: Mutex::new(Vec::new()),
+        unseen: Mutex::new(UnseenList::default()),
         seen: Mutex::new((None, None)),
     });
     shared.stop_serving();
@@ -273,7 +297,7 @@ async fn stream_once(
         .unseen
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .clear();
+        .take();
     shared
         .observations
         .lock()
@@ -581,7 +605,11 @@ async fn position_once(
         }
         // Whatever waits now finished before the position is read.
         let waiting = shared.cache().take_waiting();
-        let unseen = std::mem::take(&mut *shared.unseen.lock().unwrap_or_else(|p| p.into_inner()));
+        let unseen = shared
+            .unseen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         let at = Instant::now();
         last = at;
         let read = match tokio::time::timeout(limit, client.query_one(&statement, &[])).await {
