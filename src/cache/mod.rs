@@ -66,18 +66,10 @@ pub const ENTRY_OVERHEAD: u64 = 224;
 /// (in column order): the change stream and the entries reading one row by
 /// key must agree on it. FNV-1a, stable across runs.
 pub fn row_hash(table: Oid, key: &[i64]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |bytes: &[u8]| {
-        for &b in bytes {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    };
-    eat(&table.0.to_le_bytes());
-    for v in key {
-        eat(&v.to_le_bytes());
-    }
-    h
+    key.iter()
+        .fold(fnv_eat(FNV_BASIS, &table.0.to_le_bytes()), |h, v| {
+            fnv_eat(h, &v.to_le_bytes())
+        })
 }
 
 /// The hash naming the rows of `table` whose integer column `column` is
@@ -100,14 +92,16 @@ pub fn any_value_hash(table: Oid, column: &str) -> u64 {
 }
 
 fn fnv(parts: &[&[u8]]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in parts {
-        for &b in *part {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    h
+    parts.iter().fold(FNV_BASIS, |h, part| fnv_eat(h, part))
+}
+
+/// FNV-1a: the offset basis, and `h` followed by `bytes`.
+const FNV_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+
+fn fnv_eat(h: u64, bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .fold(h, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// What a captured entry depends on, per table it reads.

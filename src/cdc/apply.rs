@@ -30,12 +30,10 @@ use super::pgoutput::{
 };
 use crate::cache::{any_value_hash, row_hash, value_hash};
 use crate::catalog::Oid;
+use crate::sql::deps::INTEGER_TYPES;
 
 /// Names (rows and values) per transaction; beyond, tables are named whole.
 pub const MAX_ROWS_PER_TRANSACTION: usize = 8192;
-
-/// `int2`, `int4`, `int8`: key columns whose text form reads as an `i64`.
-const INTEGER_TYPES: [u32; 3] = [21, 23, 20];
 
 /// Why the stream cannot be applied (the caller drops the stream and starts
 /// over; the cache forgets everything).
@@ -278,24 +276,23 @@ impl Applier {
             }
         }
         for (position, name, in_identity) in &naming.integers {
-            let value_of = |tuple: &Tuple| tuple.columns.get(*position).map(value);
-            let mut sides = Vec::with_capacity(2);
-            if let Some(new) = new {
-                sides.push(value_of(new));
-            }
-            sides.push(match old {
-                Old::None => Some(Value::Null),
-                // Unchanged identity: the new value was the old one.
-                Old::Unsent if *in_identity => Some(Value::Null),
-                Old::Key(t) if *in_identity => value_of(t),
-                Old::Unsent | Old::Key(_) => None,
-                Old::Full(t) => value_of(t),
-            });
-            for side in sides {
+            // A column missing from a tuple is as unknown as an unsent one.
+            let value_of =
+                |tuple: &Tuple| tuple.columns.get(*position).map_or(Value::Unknown, value);
+            let old_value = match old {
+                // An insert; or the identity did not change: the new value
+                // was the old one.
+                Old::None => None,
+                Old::Unsent if *in_identity => None,
+                Old::Key(t) if *in_identity => Some(value_of(t)),
+                Old::Unsent | Old::Key(_) => Some(Value::Unknown),
+                Old::Full(t) => Some(value_of(t)),
+            };
+            for side in new.map(value_of).into_iter().chain(old_value) {
                 match side {
-                    Some(Value::Null) => {}
-                    Some(Value::Int(v)) => names.push(value_hash(oid, name, v)),
-                    Some(Value::Unknown) | None => {
+                    Value::Null => {}
+                    Value::Int(v) => names.push(value_hash(oid, name, v)),
+                    Value::Unknown => {
                         let any = any_value_hash(oid, name);
                         if self.anys.insert(any) {
                             names.push(any);
