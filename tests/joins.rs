@@ -16,10 +16,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::RwLock;
-use tokio_postgres::types::{FromSql, Type};
 use tokio_postgres::{Client, Statement};
 
-use crate::support::cache::{caught_up, setup};
+use crate::support::cache::{Cell, caught_up, setup};
 use crate::support::{Proxy, connect_direct, simple_rows};
 
 /// How long a stale answer may be served while the writers are paused.
@@ -117,91 +116,6 @@ fn describe(probe: &Probe, form: Form) -> String {
         Form::Literal => format!("[literal] {}", probe.literal()),
         Form::Prepared => format!("[prepared, $1 = {:?}] {}", probe.arg, probe.sql),
     }
-}
-
-/// A column of a binary result as text: integers, text and numeric as
-/// PostgreSQL writes them, anything else as hex bytes.
-struct Cell(Option<String>);
-
-impl<'a> FromSql<'a> for Cell {
-    fn from_sql(
-        ty: &Type,
-        raw: &'a [u8],
-    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
-        let text = match *ty {
-            Type::INT2 => i16::from_sql(ty, raw)?.to_string(),
-            Type::INT4 => i32::from_sql(ty, raw)?.to_string(),
-            Type::INT8 => i64::from_sql(ty, raw)?.to_string(),
-            Type::BOOL => if bool::from_sql(ty, raw)? { "t" } else { "f" }.to_owned(),
-            Type::TEXT | Type::VARCHAR | Type::NAME | Type::BPCHAR => String::from_sql(ty, raw)?,
-            Type::NUMERIC => numeric_text(raw).unwrap_or_else(|| hex(raw)),
-            _ => hex(raw),
-        };
-        Ok(Cell(Some(text)))
-    }
-
-    fn from_sql_null(_: &Type) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
-        Ok(Cell(None))
-    }
-
-    fn accepts(_: &Type) -> bool {
-        true
-    }
-}
-
-fn hex(raw: &[u8]) -> String {
-    let digits: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-    format!("\\x{digits}")
-}
-
-/// A binary numeric as `numeric_out` writes it (digits in base 10,000).
-fn numeric_text(raw: &[u8]) -> Option<String> {
-    let word =
-        |at: usize| -> Option<u16> { Some(u16::from_be_bytes([*raw.get(at)?, *raw.get(at + 1)?])) };
-    let ndigits = usize::from(word(0)?);
-    let weight = i32::from(word(2)? as i16);
-    let sign = word(4)?;
-    let dscale = usize::from(word(6)?);
-    let digits = (0..ndigits)
-        .map(|k| word(8 + 2 * k))
-        .collect::<Option<Vec<u16>>>()?;
-    match sign {
-        0x0000 | 0x4000 => {}
-        0xC000 => return Some("NaN".into()),
-        0xD000 => return Some("Infinity".into()),
-        0xF000 => return Some("-Infinity".into()),
-        _ => return None,
-    }
-    let digit = |k: i32| -> u16 {
-        usize::try_from(k)
-            .ok()
-            .and_then(|k| digits.get(k).copied())
-            .unwrap_or(0)
-    };
-    let mut text = String::new();
-    if sign == 0x4000 {
-        text.push('-');
-    }
-    if weight < 0 {
-        text.push('0');
-    } else {
-        text.push_str(&digit(0).to_string());
-        for k in 1..=weight {
-            text.push_str(&format!("{:04}", digit(k)));
-        }
-    }
-    if dscale > 0 {
-        let mut fraction = String::new();
-        let mut k = weight + 1;
-        while fraction.len() < dscale {
-            fraction.push_str(&format!("{:04}", digit(k)));
-            k += 1;
-        }
-        fraction.truncate(dscale);
-        text.push('.');
-        text.push_str(&fraction);
-    }
-    Some(text)
 }
 
 /// A session (through the proxy or straight to the origin) with every probe

@@ -9,10 +9,10 @@
 
 use std::time::Duration;
 
-use tokio_postgres::types::{FromSql, Type};
+use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Statement};
 
-use crate::support::cache::{caught_up, setup};
+use crate::support::cache::{Cell, caught_up, setup};
 use crate::support::{Proxy, connect_direct};
 
 /// How long a stale answer is given to go away once the stream caught up.
@@ -20,31 +20,6 @@ const CONVERGE: Duration = Duration::from_secs(20);
 
 /// How long a statement may take to become a hit.
 const WARM: Duration = Duration::from_secs(20);
-
-/// A binary result column as text (`int4`, `float4`, `text`).
-struct Cell(Option<String>);
-
-impl<'a> FromSql<'a> for Cell {
-    fn from_sql(
-        ty: &Type,
-        raw: &'a [u8],
-    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
-        let text = match *ty {
-            Type::INT4 => i32::from_sql(ty, raw)?.to_string(),
-            Type::FLOAT4 => f32::from_sql(ty, raw)?.to_string(),
-            _ => String::from_sql(ty, raw)?,
-        };
-        Ok(Cell(Some(text)))
-    }
-
-    fn from_sql_null(_: &Type) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
-        Ok(Cell(None))
-    }
-
-    fn accepts(_: &Type) -> bool {
-        true
-    }
-}
 
 type Rows = Vec<Vec<Option<String>>>;
 
