@@ -147,9 +147,9 @@ pub(crate) struct CacheRuntime {
     publication: Option<String>,
     /// Notified when entries or tickets start waiting for a fence position.
     pub(crate) fence_wanted: Arc<Notify>,
-    /// Per shape fingerprint and catalog generation: how to name the one
-    /// row it reads by primary key, if it does.
-    row_keys: quick_cache::sync::Cache<(u64, u64), Option<Arc<[Dependency]>>>,
+    /// Per shape fingerprint and catalog generation: what its entries
+    /// depend on, table by table (`None`: every change to its tables).
+    dependencies: quick_cache::sync::Cache<(u64, u64), Option<Arc<[Dependency]>>>,
     /// Captures waiting for lookups that narrow their dependencies
     /// (`super::lookup`); `None` without a change stream.
     lookups: Option<tokio::sync::mpsc::Sender<Job>>,
@@ -210,7 +210,7 @@ impl CacheRuntime {
             ddl_epoch: AtomicU64::new(0),
             publication: (config.cdc.mode == CdcMode::On).then(|| config.cdc.publication.clone()),
             fence_wanted: Arc::new(Notify::new()),
-            row_keys: quick_cache::sync::Cache::new(16_384),
+            dependencies: quick_cache::sync::Cache::new(16_384),
             lookups: lookups.as_ref().map(|(tx, _)| tx.clone()),
             lookup_jobs: std::sync::Mutex::new(lookups.map(|(_, rx)| rx)),
         });
@@ -1512,13 +1512,13 @@ impl SessionCache {
         value: impl Fn(KeySource, Oid) -> Option<i64>,
     ) -> Option<(Vec<Depend>, Vec<Lookup>)> {
         let generation = catalog.snapshot.generation();
-        let spec = match self.rt.row_keys.get(&(shape.fingerprint, generation)) {
+        let spec = match self.rt.dependencies.get(&(shape.fingerprint, generation)) {
             Some(spec) => spec,
             None => {
                 let spec =
                     deps::dependencies(shape, |oid| catalog.snapshot.table(oid)).map(Arc::from);
                 self.rt
-                    .row_keys
+                    .dependencies
                     .insert((shape.fingerprint, generation), spec.clone());
                 spec
             }
