@@ -156,3 +156,99 @@ async fn unnamed_statement_hits_are_exact() {
     let hits = proxy.metrics.cache_hits.get() - before;
     assert!(hits >= 4, "hits: {hits}; proxied: {}", tags(&g.proxied));
 }
+
+/// tokio-postgres' `query_typed`: Parse of the unnamed statement, Bind,
+/// Describe of the *statement*, Execute, Sync, one round trip. The hit
+/// replays the statement's description (ParameterDescription and a
+/// RowDescription with text format codes) as the origin sent it; an entry
+/// captured with one kind of Describe does not answer the other.
+#[tokio::test]
+async fn statement_described_after_bind_hits_are_exact() {
+    setup(
+        "DROP TABLE IF EXISTS hits_typed; \
+         CREATE TABLE hits_typed (id int PRIMARY KEY, v text, n numeric); \
+         INSERT INTO hits_typed SELECT g, 'v' || g, g / 7.0 FROM generate_series(1, 20) g",
+    )
+    .await;
+    let proxy = Proxy::start_cached(|_| {}).await;
+    let sql = "SELECT v, n FROM hits_typed WHERE id = $1";
+    let typed = |types: &'static [u32], id: &str, formats: &'static [i16]| {
+        step(
+            &[
+                fe::parse("", sql, types),
+                fe::bind("", "", &[], &[Some(id.as_bytes())], formats),
+                fe::describe_statement(""),
+                fe::execute("", 0),
+                fe::sync(),
+            ],
+            Until::Ready(1),
+        )
+    };
+    let portal = |id: &str| {
+        step(
+            &[
+                fe::parse("", sql, &[23]),
+                fe::bind("", "", &[], &[Some(id.as_bytes())], &[1]),
+                fe::describe_portal(""),
+                fe::execute("", 0),
+                fe::sync(),
+            ],
+            Until::Ready(1),
+        )
+    };
+    let named = |id: &str| {
+        step(
+            &[
+                fe::bind("", "typed_s", &[], &[Some(id.as_bytes())], &[1]),
+                fe::describe_statement("typed_s"),
+                fe::execute("", 0),
+                fe::sync(),
+            ],
+            Until::Ready(1),
+        )
+    };
+    let steps = [
+        typed(&[23], "3", &[1]),
+        typed(&[23], "3", &[1]),
+        typed(&[23], "3", &[1]),
+        typed(&[23], "3", &[1]),
+        // The same key described as a portal: not the statement's bytes.
+        portal("3"),
+        portal("3"),
+        typed(&[23], "3", &[1]),
+        typed(&[23], "3", &[1]),
+        // Text results; a parameter type left to the origin (its inferred
+        // type is in the captured ParameterDescription).
+        typed(&[0], "4", &[]),
+        typed(&[0], "4", &[]),
+        typed(&[0], "4", &[]),
+        // A named statement described after its Bind.
+        step(
+            &[fe::parse("typed_s", sql, &[20]), fe::sync()],
+            Until::Ready(1),
+        ),
+        named("5"),
+        named("5"),
+        named("5"),
+        // The unnamed statement the hits parsed is the origin's too.
+        step(&[fe::describe_statement(""), fe::sync()], Until::Ready(1)),
+    ];
+    let before = proxy.metrics.cache_hits.get();
+    let g = golden(proxy.addr, "hits_typed", &steps).await;
+    g.assert_same();
+    let hits = proxy.metrics.cache_hits.get() - before;
+    assert!(hits >= 6, "hits: {hits}; proxied: {}", tags(&g.proxied));
+
+    // And through tokio-postgres itself.
+    let client = proxy.connect("hits_typed_client").await;
+    let before = proxy.metrics.cache_hits.get();
+    for _ in 0..4 {
+        let rows = client
+            .query_typed(sql, &[(&6i32, tokio_postgres::types::Type::INT4)])
+            .await
+            .expect("query_typed");
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].get::<_, String>(0), "v6");
+    }
+    assert!(proxy.metrics.cache_hits.get() - before >= 2);
+}

@@ -9,12 +9,19 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 /// The parts of a reply kept for hits, in one buffer (one allocation per
-/// entry): `[RowDescription] DataRow* CommandComplete`.
+/// entry): `[ParameterDescription RowDescription] [RowDescription] DataRow*
+/// CommandComplete`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CapturedResult {
     bytes: Bytes,
-    /// Length of the `RowDescription` at the front (0: none — the request
-    /// asked for none, as an extended-protocol Execute without Describe).
+    /// Length of the statement's description at the front, as a `Describe`
+    /// of the statement got it (`ParameterDescription`, then a
+    /// `RowDescription` whose format codes are all text); 0 when the request
+    /// did not describe its statement.
+    statement_len: usize,
+    /// Length of the portal's `RowDescription` after it (0: none — the
+    /// request asked for none, as an extended-protocol Execute without
+    /// Describe).
     description_len: usize,
     /// Length of the `DataRow`s after it.
     rows_len: usize,
@@ -28,32 +35,56 @@ impl CapturedResult {
         row_count: u64,
         complete: &[u8],
     ) -> CapturedResult {
+        CapturedResult::with_statement(&[], row_description, rows, row_count, complete)
+    }
+
+    /// With the statement's description (`ParameterDescription` and
+    /// `RowDescription`, back to back, as the origin sent them; empty for
+    /// none).
+    pub fn with_statement(
+        statement: &[u8],
+        row_description: Option<&[u8]>,
+        rows: &[u8],
+        row_count: u64,
+        complete: &[u8],
+    ) -> CapturedResult {
         let rd = row_description.unwrap_or_default();
-        let mut bytes = BytesMut::with_capacity(rd.len() + rows.len() + complete.len());
+        let mut bytes =
+            BytesMut::with_capacity(statement.len() + rd.len() + rows.len() + complete.len());
+        bytes.put_slice(statement);
         bytes.put_slice(rd);
         bytes.put_slice(rows);
         bytes.put_slice(complete);
         CapturedResult {
             bytes: bytes.freeze(),
+            statement_len: statement.len(),
             description_len: rd.len(),
             rows_len: rows.len(),
             row_count,
         }
     }
 
-    /// `RowDescription`, when the request asked for one.
+    /// The statement's description (`ParameterDescription`
+    /// `RowDescription`), when the request described its statement.
+    pub fn statement_description(&self) -> Option<&[u8]> {
+        (self.statement_len > 0).then(|| &self.bytes[..self.statement_len])
+    }
+
+    /// The portal's `RowDescription`, when the request asked for one.
     pub fn row_description(&self) -> Option<&[u8]> {
-        (self.description_len > 0).then(|| &self.bytes[..self.description_len])
+        (self.description_len > 0)
+            .then(|| &self.bytes[self.statement_len..self.statement_len + self.description_len])
     }
 
     /// Every `DataRow`, in order, back to back.
     pub fn rows(&self) -> &[u8] {
-        &self.bytes[self.description_len..self.description_len + self.rows_len]
+        let start = self.statement_len + self.description_len;
+        &self.bytes[start..start + self.rows_len]
     }
 
     /// `CommandComplete` (`SELECT n`).
     pub fn complete(&self) -> &[u8] {
-        &self.bytes[self.description_len + self.rows_len..]
+        &self.bytes[self.statement_len + self.description_len + self.rows_len..]
     }
 
     /// Bytes held.
@@ -95,13 +126,17 @@ impl std::fmt::Display for Rejected {
 }
 
 /// Check a reply captured from the origin — `[ParseComplete…]
-/// [BindComplete] [RowDescription] DataRow* CommandComplete ReadyForQuery(I)`
-/// — and keep its parts.
+/// [BindComplete] [ParameterDescription RowDescription | RowDescription]
+/// DataRow* CommandComplete ReadyForQuery(I)` — and keep its parts. A
+/// `RowDescription` right after a `ParameterDescription` is the statement's
+/// (a `Describe` of the statement); otherwise the portal's.
 pub fn parse_reply(reply: &[u8]) -> Result<CapturedResult, Rejected> {
     // Stages: 0 = before BindComplete, 1 = before RowDescription,
-    // 2 = rows, 3 = after CommandComplete, 4 = after ReadyForQuery.
+    // 2 = rows, 3 = after CommandComplete, 4 = after ReadyForQuery,
+    // 5 = right after ParameterDescription.
     let mut stage = 0;
     let mut pos = 0;
+    let mut statement: Option<(usize, usize)> = None;
     let mut row_description: Option<&[u8]> = None;
     let (mut rows_start, mut rows_end, mut row_count) = (None, 0, 0u64);
     let mut complete = None;
@@ -111,6 +146,14 @@ pub fn parse_reply(reply: &[u8]) -> Result<CapturedResult, Rejected> {
         match tag {
             b'1' if stage == 0 => {}
             b'2' if stage == 0 => stage = 1,
+            b't' if stage == 1 => {
+                statement = Some((pos, pos + len));
+                stage = 5;
+            }
+            b'T' if stage == 5 => {
+                statement = statement.map(|(start, _)| (start, pos + len));
+                stage = 2;
+            }
             b'T' if stage <= 1 => {
                 row_description = Some(msg);
                 stage = 2;
@@ -137,7 +180,9 @@ pub fn parse_reply(reply: &[u8]) -> Result<CapturedResult, Rejected> {
                 }
                 stage = 4;
             }
-            b'1' | b'2' | b'T' | b'D' | b'C' | b'Z' => return Err(Rejected::OutOfOrder(tag)),
+            b'1' | b'2' | b't' | b'T' | b'D' | b'C' | b'Z' => {
+                return Err(Rejected::OutOfOrder(tag));
+            }
             other => return Err(Rejected::Unexpected(other)),
         }
         pos += len;
@@ -150,7 +195,12 @@ pub fn parse_reply(reply: &[u8]) -> Result<CapturedResult, Rejected> {
         Some(start) => &reply[start..rows_end],
         None => &[],
     };
-    Ok(CapturedResult::new(
+    let statement = match statement {
+        Some((start, end)) => &reply[start..end],
+        None => &[],
+    };
+    Ok(CapturedResult::with_statement(
+        statement,
         row_description,
         rows,
         row_count,
@@ -173,19 +223,50 @@ pub const PARSE_COMPLETE: &[u8] = b"1\0\0\0\x04";
 /// `BindComplete`.
 pub const BIND_COMPLETE: &[u8] = b"2\0\0\0\x04";
 
+/// What a request asked to be described, besides its rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Describe {
+    /// Nothing (an extended-protocol Execute alone).
+    Nothing,
+    /// The portal (`RowDescription`; a simple query's too).
+    Portal,
+    /// The statement, after its Bind (`ParameterDescription`
+    /// `RowDescription`).
+    Statement,
+}
+
+impl CapturedResult {
+    /// Whether this result holds the description `describe` asks for.
+    pub fn describes(&self, describe: Describe) -> bool {
+        match describe {
+            Describe::Nothing => true,
+            Describe::Portal => self.description_len > 0,
+            Describe::Statement => self.statement_len > 0,
+        }
+    }
+}
+
 /// Append the reply to one cached statement: for the extended protocol
-/// `BindComplete` first; `RowDescription` when asked for (the caller checks
-/// it is held); the rows; `CommandComplete`. `ReadyForQuery` is the caller's.
-pub fn write_hit(out: &mut BytesMut, result: &CapturedResult, bind_complete: bool, describe: bool) {
+/// `BindComplete` first; the description asked for (the caller checks it is
+/// held, [`CapturedResult::describes`]); the rows; `CommandComplete`.
+/// `ReadyForQuery` is the caller's.
+pub fn write_hit(
+    out: &mut BytesMut,
+    result: &CapturedResult,
+    bind_complete: bool,
+    describe: Describe,
+) {
     out.reserve(BIND_COMPLETE.len() + result.len() + READY_IDLE.len());
     if bind_complete {
         out.put_slice(BIND_COMPLETE);
     }
-    if describe {
-        out.put_slice(&result.bytes);
-    } else {
-        out.put_slice(&result.bytes[result.description_len..]);
+    let described = result.statement_len + result.description_len;
+    match describe {
+        Describe::Nothing => {}
+        Describe::Portal => out.put_slice(&result.bytes[result.statement_len..described]),
+        Describe::Statement => out.put_slice(&result.bytes[..result.statement_len]),
     }
+    out.put_slice(&result.bytes[described..]);
 }
 
 #[cfg(test)]
@@ -218,7 +299,7 @@ mod tests {
         let c = parse_reply(&reply).unwrap();
         assert_eq!(c.row_count, 3);
         let mut out = BytesMut::new();
-        write_hit(&mut out, &c, false, true);
+        write_hit(&mut out, &c, false, Describe::Portal);
         out.extend_from_slice(READY_IDLE);
         assert_eq!(&out[..], &reply[..]);
     }
@@ -230,10 +311,53 @@ mod tests {
         reply.extend(simple_reply(2));
         let c = parse_reply(&reply).unwrap();
         let mut out = BytesMut::new();
-        write_hit(&mut out, &c, true, true);
+        write_hit(&mut out, &c, true, Describe::Portal);
         out.extend_from_slice(READY_IDLE);
         // the hit does not repeat ParseComplete
         assert_eq!(&out[..], &reply[5..]);
+    }
+
+    #[test]
+    fn statement_described_after_bind() {
+        // Parse, Bind, Describe statement, Execute, Sync (tokio-postgres'
+        // query_typed): the statement's description comes back as it was.
+        let t = msg(b't', b"\0\x01\0\0\0\x17");
+        let mut reply = msg(b'1', b"");
+        reply.extend_from_slice(BIND_COMPLETE);
+        reply.extend_from_slice(&t);
+        reply.extend(simple_reply(2));
+        let c = parse_reply(&reply).unwrap();
+        assert!(c.describes(Describe::Statement));
+        assert!(!c.describes(Describe::Portal));
+        assert!(c.statement_description().unwrap().starts_with(&t));
+        assert_eq!(c.row_count, 2);
+        let mut out = BytesMut::new();
+        write_hit(&mut out, &c, true, Describe::Statement);
+        out.extend_from_slice(READY_IDLE);
+        assert_eq!(&out[..], &reply[5..]);
+        // Without the description: BindComplete, rows, CommandComplete.
+        let mut out = BytesMut::new();
+        write_hit(&mut out, &c, true, Describe::Nothing);
+        let body = simple_reply(2);
+        let rd_len =
+            1 + usize::try_from(u32::from_be_bytes(body[1..5].try_into().unwrap())).unwrap();
+        assert_eq!(&out[..5], BIND_COMPLETE);
+        assert_eq!(&out[5..], &body[rd_len..body.len() - READY_IDLE.len()]);
+        // A portal's description is not the statement's.
+        let portal = parse_reply(&simple_reply(1)).unwrap();
+        assert!(portal.describes(Describe::Portal));
+        assert!(!portal.describes(Describe::Statement));
+        // The parameter description only right after BindComplete, and
+        // followed by the statement's RowDescription.
+        let mut early = t.clone();
+        early.extend(simple_reply(1));
+        assert!(parse_reply(&early).is_err());
+        let mut no_rd = msg(b'1', b"");
+        no_rd.extend_from_slice(BIND_COMPLETE);
+        no_rd.extend_from_slice(&t);
+        no_rd.extend(msg(b'C', b"SELECT 0\0"));
+        no_rd.extend_from_slice(READY_IDLE);
+        assert!(parse_reply(&no_rd).is_err());
     }
 
     #[test]

@@ -18,7 +18,7 @@ use tracing::{debug, info, warn};
 use super::lookup::{self as lookup, Job, Lookup};
 use crate::admin::{CacheSource, LookupLabels, Metrics, PopulationLabels};
 use crate::cache::Depend;
-use crate::cache::response::{self, READY_IDLE};
+use crate::cache::response::{self, Describe, READY_IDLE};
 use crate::cache::{Capture, KeyRef, Limits, ResultCache, Ticket, Written};
 use crate::catalog::{self, EffectivePath, Oid, RelKind, SearchPath, Snapshot};
 use crate::cdc;
@@ -542,7 +542,7 @@ type Span = (usize, usize);
 /// One group of a held extended-protocol batch.
 struct Group {
     bind: Span,
-    describe: bool,
+    describe: Describe,
     max_rows: i32,
 }
 
@@ -778,7 +778,7 @@ impl SessionCache {
         if entry.result.row_description().is_none() || !self.granted(entry.shape) {
             return false;
         }
-        response::write_hit(out, &entry.result, false, true);
+        response::write_hit(out, &entry.result, false, Describe::Portal);
         out.put_slice(READY_IDLE);
         // A simple query destroys the unnamed statement.
         self.statements.remove(&b""[..]);
@@ -1353,7 +1353,7 @@ impl SessionCache {
                 return false;
             };
             let fits = g.max_rows == 0 || entry.result.row_count < g.max_rows as u64;
-            if !fits || (g.describe && entry.result.row_description().is_none()) {
+            if !fits || !entry.result.describes(g.describe) {
                 return false;
             }
             if !self.granted(entry.shape) {
@@ -1388,6 +1388,7 @@ impl SessionCache {
     fn groups(&self) -> Option<(Option<Span>, Vec<Group>)> {
         let mut groups: Vec<Group> = Vec::new();
         let mut portal: Option<&[u8]> = None;
+        let mut statement: Option<&[u8]> = None;
         let mut open: Option<Group> = None;
         let mut parse = None;
         for (i, &(tag, s, e)) in self.held_tags.iter().enumerate() {
@@ -1403,20 +1404,25 @@ impl SessionCache {
                     if open.is_some() {
                         return None;
                     }
-                    portal = Some(frontend::bind(msg)?.portal);
+                    let bind = frontend::bind(msg)?;
+                    portal = Some(bind.portal);
+                    statement = Some(bind.statement);
                     open = Some(Group {
                         bind: (s, e),
-                        describe: false,
+                        describe: Describe::Nothing,
                         max_rows: 0,
                     });
                 }
                 b'D' => {
+                    // Of the portal the Bind created, or of the statement
+                    // it bound (after the Bind, as tokio-postgres sends).
                     let g = open.as_mut()?;
                     let (kind, name) = frontend::target(msg)?;
-                    if kind != b'P' || Some(name) != portal || g.describe {
-                        return None;
-                    }
-                    g.describe = true;
+                    g.describe = match (kind, g.describe) {
+                        (b'P', Describe::Nothing) if Some(name) == portal => Describe::Portal,
+                        (b'S', Describe::Nothing) if Some(name) == statement => Describe::Statement,
+                        _ => return None,
+                    };
                 }
                 b'E' => {
                     let mut g = open.take()?;
@@ -1465,8 +1471,11 @@ impl SessionCache {
                     }
                 }
                 b'D' => {
+                    // Of its portal, or of its statement after the Bind.
                     let (kind, name) = frontend::target(msg)?;
-                    if kind != b'P' || Some(name) != bind.as_ref().map(|b| b.portal) {
+                    let b = bind.as_ref()?;
+                    let target = if kind == b'P' { b.portal } else { b.statement };
+                    if !matches!(kind, b'P' | b'S') || name != target {
                         return None;
                     }
                 }
