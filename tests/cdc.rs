@@ -602,6 +602,131 @@ async fn point_entries_follow_their_own_row() {
     assert_eq!(col(&client, one_sql).await, one("mine"));
 }
 
+/// Rows keyed by uuid and by text are named too: an entry reading one of
+/// them (by a differently spelled uuid literal, by a text parameter, by a
+/// text foreign key) survives changes to other rows and follows its own.
+#[tokio::test]
+async fn uuid_and_text_keys_name_their_rows() {
+    setup(
+        "DROP TABLE IF EXISTS cdc_ukeys, cdc_tkeys; \
+         CREATE TABLE cdc_ukeys (id uuid PRIMARY KEY, v text); \
+         CREATE TABLE cdc_tkeys (k text PRIMARY KEY, owner varchar, v text); \
+         INSERT INTO cdc_ukeys SELECT ('00000000-0000-0000-0000-' || lpad(g::text, 12, '0'))::uuid, \
+             'u' || g FROM generate_series(1, 10) g; \
+         INSERT INTO cdc_tkeys SELECT 'k' || g, 'o' || (g % 3), 't' || g FROM generate_series(1, 10) g",
+    )
+    .await;
+    let proxy = Proxy::start_streaming(|_| {}).await;
+    let client = proxy.connect("cdc_keys").await;
+    let direct = connect_direct("cdc_keys_writer").await;
+    let uuid_sql = "SELECT v FROM cdc_ukeys WHERE id = '{00000000000000000000000000000001}'";
+    let text_sql = "SELECT v FROM cdc_tkeys WHERE k = $1";
+    let owner_sql = "SELECT k FROM cdc_tkeys WHERE owner = 'o1' ORDER BY k";
+    let prepared = client.prepare(text_sql).await.unwrap();
+    let read_text = |k: &'static str| {
+        let client = &client;
+        let prepared = &prepared;
+        async move {
+            client
+                .query(prepared, &[&k])
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get::<_, String>(0))
+                .collect::<Vec<_>>()
+        }
+    };
+    let owner_rows = || async { col(&client, owner_sql).await };
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        warm(&proxy, &client, uuid_sql).await;
+        warm(&proxy, &client, owner_sql).await;
+        let deadline = tokio::time::Instant::now() + CONVERGE;
+        loop {
+            let before = proxy.metrics.cache_hits.get();
+            read_text("k2").await;
+            if proxy.metrics.cache_hits.get() > before {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "text read never a hit"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let loads = proxy.metrics.cache_catalog_loads.get();
+        // Other rows: uuid 5, text k5 (owner o2), a new row of owner o2.
+        direct
+            .batch_execute(&format!(
+                "UPDATE cdc_ukeys SET v = 'x{attempt}' \
+                     WHERE id = '00000000-0000-0000-0000-000000000005'; \
+                 INSERT INTO cdc_tkeys VALUES ('n{attempt}', 'o2', 'new'); \
+                 UPDATE cdc_ukeys SET v = 'y' WHERE id = '00000000-0000-0000-0000-000000000006'"
+            ))
+            .await
+            .unwrap();
+        caught_up(&proxy, &direct).await;
+        let hits = proxy.metrics.cache_hits.get();
+        assert_eq!(col(&client, uuid_sql).await, one("u1"));
+        assert_eq!(read_text("k2").await, vec!["t2".to_owned()]);
+        assert_eq!(
+            owner_rows().await,
+            ["k1", "k10", "k4", "k7"]
+                .map(|k| Some(k.to_owned()))
+                .to_vec()
+        );
+        let served = proxy.metrics.cache_hits.get() - hits;
+        if served == 3 {
+            break;
+        }
+        assert!(attempt < 5, "only {served} of 3 served, {attempt} times");
+        let metrics = Arc::clone(&proxy.metrics);
+        eventually(
+            Duration::from_secs(5),
+            "a catalog reload explaining an entry not served",
+            move || {
+                let m = Arc::clone(&metrics);
+                async move { m.cache_catalog_loads.get() != loads }
+            },
+        )
+        .await;
+    }
+    // Their own rows change: each follows.
+    direct
+        .batch_execute(
+            "UPDATE cdc_ukeys SET v = 'one' WHERE id = '00000000-0000-0000-0000-000000000001'; \
+             UPDATE cdc_tkeys SET k = 'k2moved' WHERE k = 'k2'; \
+             INSERT INTO cdc_tkeys VALUES ('k0', 'o1', 'joined')",
+        )
+        .await
+        .unwrap();
+    converges(&client, uuid_sql, one("one")).await;
+    converges(
+        &client,
+        owner_sql,
+        ["k0", "k1", "k10", "k4", "k7"]
+            .map(|k| Some(k.to_owned()))
+            .to_vec(),
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    while !read_text("k2").await.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "k2 still read");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Moved back onto the key read as absent.
+    direct
+        .batch_execute("UPDATE cdc_tkeys SET k = 'k2' WHERE k = 'k2moved'")
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    while read_text("k2").await != vec!["t2".to_owned()] {
+        assert!(tokio::time::Instant::now() < deadline, "k2 never back");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// Outer joins are cached with a dependency on every change to each of
 /// their tables: a row appearing or vanishing on the nullable side, even
 /// for a statement that reads one row of the other side by key, reaches

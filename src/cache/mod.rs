@@ -37,6 +37,7 @@ use quick_cache::sync::Cache;
 use quick_cache::{Equivalent, Lifecycle, Weighter};
 
 use crate::catalog::Oid;
+pub use crate::sql::rowkey::KeyPart;
 pub use response::{CapturedResult, Rejected};
 
 /// Table generations live in this many slots (a table's slot is its OID
@@ -62,27 +63,32 @@ const ROW_BASE: usize = 2 * GENERATION_SLOTS;
 /// 36.4 MB in all (docs/benchmarks.md).
 pub const ENTRY_OVERHEAD: u64 = 224;
 
-/// The hash naming one row of `table` by its integer primary key values
-/// (in column order): the change stream and the entries reading one row by
-/// key must agree on it. FNV-1a, stable across runs.
-pub fn row_hash(table: Oid, key: &[i64]) -> u64 {
+/// The hash naming one row of `table` by its primary key values (in column
+/// order, [`KeyPart`]s): the change stream and the entries reading one row
+/// by key must agree on it. FNV-1a, stable across runs.
+pub fn row_hash(table: Oid, key: &[KeyPart]) -> u64 {
     key.iter()
-        .fold(fnv_eat(FNV_BASIS, &table.0.to_le_bytes()), |h, v| {
-            fnv_eat(h, &v.to_le_bytes())
-        })
+        .fold(fnv_eat(FNV_BASIS, &table.0.to_le_bytes()), eat_part)
 }
 
-/// The hash naming the rows of `table` whose integer column `column` is
-/// `value`: the change stream names each integer column's old and new
-/// value, entries reading rows by that column's value depend on it.
-pub fn value_hash(table: Oid, column: &str, value: i64) -> u64 {
-    fnv(&[
-        b"v",
-        &table.0.to_le_bytes(),
-        column.as_bytes(),
-        &[0],
-        &value.to_le_bytes(),
-    ])
+/// The hash naming the rows of `table` whose column `column` is `value`:
+/// the change stream names each key-like column's old and new value,
+/// entries reading rows by that column's value depend on it.
+pub fn value_hash(table: Oid, column: &str, value: &KeyPart) -> u64 {
+    eat_part(
+        fnv(&[b"v", &table.0.to_le_bytes(), column.as_bytes(), &[0]]),
+        value,
+    )
+}
+
+fn eat_part(h: u64, part: &KeyPart) -> u64 {
+    match part {
+        KeyPart::Int(v) => fnv_eat(h, &v.to_le_bytes()),
+        KeyPart::Bytes(b) => {
+            let len = u32::try_from(b.len()).unwrap_or(u32::MAX);
+            fnv_eat(fnv_eat(h, &len.to_le_bytes()), b)
+        }
+    }
 }
 
 /// The hash naming every row of `table` whose `column` had a value the

@@ -2,6 +2,17 @@ use std::time::Duration;
 
 use super::*;
 
+/// [`row_hash`] of integer key values.
+fn int_row(table: Oid, key: &[i64]) -> u64 {
+    let parts: Vec<KeyPart> = key.iter().map(|&k| KeyPart::Int(k)).collect();
+    row_hash(table, &parts)
+}
+
+/// [`value_hash`] of an integer value.
+fn int_value(table: Oid, column: &str, value: i64) -> u64 {
+    value_hash(table, column, &KeyPart::Int(value))
+}
+
 fn limits(max_memory: u64) -> Limits {
     Limits {
         max_memory,
@@ -279,7 +290,7 @@ fn ticket_passes_once_settled_and_applied() {
 fn row_entries_depend_on_their_row_only() {
     let cache = ResultCache::new(limits(1 << 20));
     let t = Oid(100);
-    let row = |k: i64| row_hash(t, &[k]);
+    let row = |k: i64| int_row(t, &[k]);
     let fill_row = |key: &[u8], k: i64| {
         let capture = cache
             .begin_capture(key, &[t], Some(&[Depend::Row(t, row(k))]))
@@ -310,8 +321,8 @@ fn join_entries_depend_on_their_rows_and_values() {
     let any = any_value_hash(votes, "article_id");
     let fill_join = |key: &[u8], id: i64| {
         let deps = [
-            Depend::Row(articles, row_hash(articles, &[id])),
-            Depend::Value(votes, value_hash(votes, "article_id", id), any),
+            Depend::Row(articles, int_row(articles, &[id])),
+            Depend::Value(votes, int_value(votes, "article_id", id), any),
             Depend::Table(users),
         ];
         let capture = cache
@@ -323,42 +334,42 @@ fn join_entries_depend_on_their_rows_and_values() {
     fill_join(b"a2", 2);
     // A vote for article 2 (its article_id named by value).
     cache.invalidate_rows(&[
-        (votes, row_hash(votes, &[900])),
-        (votes, value_hash(votes, "article_id", 2)),
+        (votes, int_row(votes, &[900])),
+        (votes, int_value(votes, "article_id", 2)),
     ]);
     assert!(cache.get(KeyRef(b"a1")).is_some());
     assert!(cache.get(KeyRef(b"a2")).is_none());
     // A vote deleted whose article the stream did not say.
-    cache.invalidate_rows(&[(votes, row_hash(votes, &[901])), (votes, any)]);
+    cache.invalidate_rows(&[(votes, int_row(votes, &[901])), (votes, any)]);
     assert!(cache.get(KeyRef(b"a1")).is_none());
     fill_join(b"a1", 1);
     // Any change to users (no narrower dependency).
-    cache.invalidate_rows(&[(users, row_hash(users, &[5]))]);
+    cache.invalidate_rows(&[(users, int_row(users, &[5]))]);
     assert!(cache.get(KeyRef(b"a1")).is_none());
     fill_join(b"a1", 1);
     // Article 1's row; another article's row leaves it alone.
-    cache.invalidate_rows(&[(articles, row_hash(articles, &[3]))]);
+    cache.invalidate_rows(&[(articles, int_row(articles, &[3]))]);
     assert!(cache.get(KeyRef(b"a1")).is_some());
-    cache.invalidate_rows(&[(articles, row_hash(articles, &[1]))]);
+    cache.invalidate_rows(&[(articles, int_row(articles, &[1]))]);
     assert!(cache.get(KeyRef(b"a1")).is_none());
 }
 
 #[test]
 fn value_hashes_name_table_column_and_value() {
-    let h = |t: u32, c: &str, v: i64| value_hash(Oid(t), c, v);
+    let h = |t: u32, c: &str, v: i64| int_value(Oid(t), c, v);
     assert_eq!(h(1, "a", 5), h(1, "a", 5));
     assert_ne!(h(1, "a", 5), h(2, "a", 5));
     assert_ne!(h(1, "a", 5), h(1, "b", 5));
     assert_ne!(h(1, "a", 5), h(1, "a", 6));
-    assert_ne!(h(1, "a", 5), row_hash(Oid(1), &[5]));
+    assert_ne!(h(1, "a", 5), int_row(Oid(1), &[5]));
     assert_ne!(any_value_hash(Oid(1), "a"), any_value_hash(Oid(1), "b"));
 }
 
 #[test]
 fn row_hash_is_stable_and_keyed_by_table() {
-    assert_eq!(row_hash(Oid(1), &[5]), row_hash(Oid(1), &[5]));
-    assert_ne!(row_hash(Oid(1), &[5]), row_hash(Oid(2), &[5]));
-    assert_ne!(row_hash(Oid(1), &[5, 6]), row_hash(Oid(1), &[6, 5]));
+    assert_eq!(int_row(Oid(1), &[5]), int_row(Oid(1), &[5]));
+    assert_ne!(int_row(Oid(1), &[5]), int_row(Oid(2), &[5]));
+    assert_ne!(int_row(Oid(1), &[5, 6]), int_row(Oid(1), &[6, 5]));
 }
 
 #[test]
@@ -366,7 +377,7 @@ fn a_lookup_narrows_a_table_dependency_to_one_row() {
     let cache = ResultCache::new(limits(1 << 20));
     let (articles, users) = (Oid(100), Oid(102));
     let deps = [
-        Depend::Row(articles, row_hash(articles, &[1])),
+        Depend::Row(articles, int_row(articles, &[1])),
         Depend::Table(users),
     ];
     let begin = |key: &[u8]| {
@@ -377,18 +388,18 @@ fn a_lookup_narrows_a_table_dependency_to_one_row() {
 
     // Narrowed to user 5: other users' changes leave it alone.
     let mut capture = begin(b"narrowed");
-    assert!(cache.narrow(&mut capture, users, Some(row_hash(users, &[5]))));
+    assert!(cache.narrow(&mut capture, users, Some(int_row(users, &[5]))));
     cache.finish_capture(capture, 7, result(1, 10)).unwrap();
-    cache.invalidate_rows(&[(users, row_hash(users, &[6]))]);
+    cache.invalidate_rows(&[(users, int_row(users, &[6]))]);
     assert!(cache.get(KeyRef(b"narrowed")).is_some());
-    cache.invalidate_rows(&[(users, row_hash(users, &[5]))]);
+    cache.invalidate_rows(&[(users, int_row(users, &[5]))]);
     assert!(cache.get(KeyRef(b"narrowed")).is_none());
 
     // A change to users applied between the capture and the lookup: not
     // narrowed, and stale.
     let mut capture = begin(b"raced");
-    cache.invalidate_rows(&[(users, row_hash(users, &[6]))]);
-    assert!(!cache.narrow(&mut capture, users, Some(row_hash(users, &[5]))));
+    cache.invalidate_rows(&[(users, int_row(users, &[6]))]);
+    assert!(!cache.narrow(&mut capture, users, Some(int_row(users, &[5]))));
     cache.finish_capture(capture, 7, result(1, 10)).unwrap();
     assert!(cache.get(KeyRef(b"raced")).is_none());
 
@@ -397,7 +408,7 @@ fn a_lookup_narrows_a_table_dependency_to_one_row() {
     let mut capture = begin(b"none");
     assert!(cache.narrow(&mut capture, users, None));
     cache.finish_capture(capture, 7, result(0, 10)).unwrap();
-    cache.invalidate_rows(&[(users, row_hash(users, &[5]))]);
+    cache.invalidate_rows(&[(users, int_row(users, &[5]))]);
     assert!(cache.get(KeyRef(b"none")).is_some());
     cache.invalidate(&Written {
         tables: vec![users],
@@ -411,6 +422,6 @@ fn a_lookup_narrows_a_table_dependency_to_one_row() {
     let mut capture = cache
         .begin_capture(b"self", &[users, users], Some(&both))
         .unwrap();
-    assert!(!cache.narrow(&mut capture, users, Some(row_hash(users, &[5]))));
+    assert!(!cache.narrow(&mut capture, users, Some(int_row(users, &[5]))));
     cache.abandon_capture(capture);
 }

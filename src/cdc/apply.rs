@@ -9,9 +9,10 @@
 //! so readers see the origin commit by commit, never half a transaction.
 //!
 //! Row names: for a table whose replica identity is its primary key and
-//! whose key columns are all integers, each change names the rows it touched
+//! whose key columns are all key-like (integers, `uuid`, `text`, `varchar`:
+//! [`crate::sql::rowkey`]), each change names the rows it touched
 //! ([`crate::cache::row_hash`] of the key values, old and new); and for every
-//! table, each change names the old and new value of each integer column
+//! table, each change names the old and new value of each key-like column
 //! ([`crate::cache::value_hash`]), or says an old value was not sent
 //! ([`crate::cache::any_value_hash`]: a column outside the replica identity
 //! of an update or delete). Entries reading rows by key or by column value
@@ -28,9 +29,9 @@ use super::error::DecodeError;
 use super::pgoutput::{
     self, ColumnValue, LogicalMessage, OldTuple, Relation, ReplicaIdentity, Tuple,
 };
-use crate::cache::{any_value_hash, row_hash, value_hash};
+use crate::cache::{KeyPart, any_value_hash, row_hash, value_hash};
 use crate::catalog::Oid;
-use crate::sql::deps::INTEGER_TYPES;
+use crate::sql::rowkey::{KeyKind, key_kind, stream_value};
 
 /// Names (rows and values) per transaction; beyond, tables are named whole.
 pub const MAX_ROWS_PER_TRANSACTION: usize = 8192;
@@ -145,11 +146,12 @@ pub struct Applier {
 /// How a table's changes are named.
 #[derive(Debug, Default)]
 struct Naming {
-    /// Positions (in its tuples) of its primary key columns, when rows can
-    /// be named by key.
-    key: Option<Vec<usize>>,
-    /// Integer columns: position, name, part of the replica identity.
-    integers: Vec<(usize, String, bool)>,
+    /// Positions (in its tuples) and kinds of its primary key columns,
+    /// when rows can be named by key.
+    key: Option<Vec<(usize, KeyKind)>>,
+    /// Key-like columns: position, name, kind, part of the replica
+    /// identity.
+    columns: Vec<(usize, String, KeyKind, bool)>,
 }
 
 /// The old row a change carries.
@@ -265,20 +267,27 @@ impl Applier {
     /// that does not read).
     fn names(&mut self, oid: Oid, new: Option<&Tuple>, old: Old<'_>) -> Option<Vec<u64>> {
         let naming = self.keys.get(&oid)?;
-        let mut names = Vec::with_capacity(2 + 2 * naming.integers.len());
+        let mut names = Vec::with_capacity(2 + 2 * naming.columns.len());
         if let Some(positions) = &naming.key {
             for tuple in [new, key_tuple(old)].into_iter().flatten() {
                 let key = positions
                     .iter()
-                    .map(|&p| tuple.columns.get(p).and_then(integer))
-                    .collect::<Option<Vec<i64>>>()?;
+                    .map(|&(p, kind)| match value(tuple.columns.get(p)?, kind) {
+                        Value::Key(part) => Some(part),
+                        Value::Null | Value::Unknown => None,
+                    })
+                    .collect::<Option<Vec<KeyPart>>>()?;
                 names.push(row_hash(oid, &key));
             }
         }
-        for (position, name, in_identity) in &naming.integers {
+        for (position, name, kind, in_identity) in &naming.columns {
             // A column missing from a tuple is as unknown as an unsent one.
-            let value_of =
-                |tuple: &Tuple| tuple.columns.get(*position).map_or(Value::Unknown, value);
+            let value_of = |tuple: &Tuple| {
+                tuple
+                    .columns
+                    .get(*position)
+                    .map_or(Value::Unknown, |c| value(c, *kind))
+            };
             let old_value = match old {
                 // An insert; or the identity did not change: the new value
                 // was the old one.
@@ -291,7 +300,7 @@ impl Applier {
             for side in new.map(value_of).into_iter().chain(old_value) {
                 match side {
                     Value::Null => {}
-                    Value::Int(v) => names.push(value_hash(oid, name, v)),
+                    Value::Key(v) => names.push(value_hash(oid, name, &v)),
                     Value::Unknown => {
                         let any = any_value_hash(oid, name);
                         if self.anys.insert(any) {
@@ -370,26 +379,19 @@ fn key_tuple(old: Old<'_>) -> Option<&Tuple> {
     }
 }
 
-/// An integer column's value in a tuple.
+/// A key-like column's value in a tuple.
 enum Value {
     Null,
-    Int(i64),
+    Key(KeyPart),
     /// Not sent (unchanged TOAST) or not readable.
     Unknown,
 }
 
-fn value(column: &ColumnValue) -> Value {
+fn value(column: &ColumnValue, kind: KeyKind) -> Value {
     match column {
         ColumnValue::Null => Value::Null,
-        ColumnValue::Text(_) => integer(column).map_or(Value::Unknown, Value::Int),
+        ColumnValue::Text(text) => stream_value(kind, text).map_or(Value::Unknown, Value::Key),
         ColumnValue::UnchangedToast | ColumnValue::Binary(_) => Value::Unknown,
-    }
-}
-
-fn integer(column: &ColumnValue) -> Option<i64> {
-    match column {
-        ColumnValue::Text(text) => std::str::from_utf8(text).ok()?.parse().ok(),
-        _ => None,
     }
 }
 
@@ -397,35 +399,31 @@ fn integer(column: &ColumnValue) -> Option<i64> {
 fn naming(relation: &Relation) -> Naming {
     Naming {
         key: key_positions(relation),
-        integers: relation
+        columns: relation
             .columns
             .iter()
             .enumerate()
-            .filter(|(_, c)| INTEGER_TYPES.contains(&c.type_oid.0))
-            .map(|(i, c)| (i, c.name.clone(), c.part_of_key))
+            .filter_map(|(i, c)| Some((i, c.name.clone(), key_kind(c.type_oid)?, c.part_of_key)))
             .collect(),
     }
 }
 
 /// Where the primary key columns are in `relation`'s tuples, when rows can
 /// be named by them: the replica identity is the primary key (`DEFAULT`,
-/// so old keys carry exactly those columns) and every key column is an
-/// integer. In column order, as [`crate::cache::row_hash`] expects.
-fn key_positions(relation: &Relation) -> Option<Vec<usize>> {
+/// so old keys carry exactly those columns) and every key column is
+/// key-like. In column order, as [`crate::cache::row_hash`] expects.
+fn key_positions(relation: &Relation) -> Option<Vec<(usize, KeyKind)>> {
     if relation.replica_identity != ReplicaIdentity::Default {
         return None;
     }
-    let positions: Vec<usize> = relation
+    let positions = relation
         .columns
         .iter()
         .enumerate()
         .filter(|(_, c)| c.part_of_key)
-        .map(|(i, _)| i)
-        .collect();
-    let integers = positions
-        .iter()
-        .all(|&i| INTEGER_TYPES.contains(&relation.columns[i].type_oid.0));
-    (!positions.is_empty() && integers).then_some(positions)
+        .map(|(i, c)| Some((i, key_kind(c.type_oid)?)))
+        .collect::<Option<Vec<_>>>()?;
+    (!positions.is_empty()).then_some(positions)
 }
 
 #[cfg(test)]
@@ -433,6 +431,17 @@ fn key_positions(relation: &Relation) -> Option<Vec<usize>> {
 mod tests {
     use super::*;
     use crate::cdc::fixtures::fixture;
+
+    /// [`row_hash`] of integer key values.
+    fn int_row(table: Oid, key: &[i64]) -> u64 {
+        let parts: Vec<KeyPart> = key.iter().map(|&k| KeyPart::Int(k)).collect();
+        row_hash(table, &parts)
+    }
+
+    /// [`value_hash`] of an integer value.
+    fn int_value(table: Oid, column: &str, value: i64) -> u64 {
+        value_hash(table, column, &KeyPart::Int(value))
+    }
 
     /// Feed a captured stream (Begin and Commit included, as the fixtures
     /// hold them) and collect the commits.
@@ -470,19 +479,46 @@ mod tests {
         // app.accounts (id int PRIMARY KEY, owner text, balance bigint).
         let commits = run(&fixture!("identity_default.hex"));
         let t = commits[0].tables[0];
-        let row = |k: i64| row_hash(t, &[k]);
-        let id = |v: i64| value_hash(t, "id", v);
-        let balance = |v: i64| value_hash(t, "balance", v);
+        let row = |k: i64| int_row(t, &[k]);
+        let id = |v: i64| int_value(t, "id", v);
+        let balance = |v: i64| int_value(t, "balance", v);
         let any_balance = any_value_hash(t, "balance");
+        let owner = |v: &str| value_hash(t, "owner", &KeyPart::Bytes(Box::from(v.as_bytes())));
+        let any_owner = any_value_hash(t, "owner");
         let want: [Vec<u64>; 4] = [
             // Two inserts: every value is new.
-            vec![row(1), id(1), balance(100), row(2), id(2), balance(50)],
-            // A non-key update: the key is unchanged, the old balance unsent.
-            vec![row(1), id(1), balance(150), any_balance],
+            vec![
+                row(1),
+                id(1),
+                owner("alice"),
+                balance(100),
+                row(2),
+                id(2),
+                owner("bob"),
+                balance(50),
+            ],
+            // A non-key update: the key is unchanged, the old values unsent.
+            vec![
+                row(1),
+                id(1),
+                owner("alice"),
+                balance(150),
+                any_owner,
+                any_balance,
+            ],
             // A key update: old key 'K'.
-            vec![row(10), row(2), id(10), id(2), balance(50), any_balance],
+            vec![
+                row(10),
+                row(2),
+                id(10),
+                id(2),
+                owner("bob"),
+                balance(50),
+                any_owner,
+                any_balance,
+            ],
             // A delete: old key 'K' only.
-            vec![row(10), id(10), any_balance],
+            vec![row(10), id(10), any_owner, any_balance],
         ];
         assert_eq!(commits.len(), want.len());
         for (c, want) in commits.iter().zip(want) {
@@ -503,17 +539,31 @@ mod tests {
     }
 
     #[test]
-    fn tables_without_integer_columns_or_key_are_named_whole() {
-        for name in ["identity_full.hex", "truncate.hex"] {
-            let commits = run(&crate::cdc::fixtures::all()
-                .into_iter()
-                .find(|(n, _)| *n == name)
-                .expect("fixture")
-                .1);
-            for c in &commits {
-                assert!(c.rows.is_empty(), "{name}: {c:?}");
-                assert_eq!(c.whole, c.tables, "{name}");
-            }
+    fn truncates_are_named_whole() {
+        let commits = run(&fixture!("truncate.hex"));
+        for c in &commits {
+            assert!(c.rows.is_empty(), "{c:?}");
+            assert_eq!(c.whole, c.tables);
+        }
+    }
+
+    #[test]
+    fn full_identity_names_old_and_new_text_values() {
+        // ledger (entry text, amount numeric), REPLICA IDENTITY FULL, no
+        // key: insert rent and coffee; update coffee's amount; delete rent.
+        let commits = run(&fixture!("identity_full.hex"));
+        let t = commits[0].tables[0];
+        let entry = |v: &str| value_hash(t, "entry", &KeyPart::Bytes(Box::from(v.as_bytes())));
+        let want = [
+            vec![entry("rent"), entry("coffee")],
+            vec![entry("coffee"), entry("coffee")],
+            vec![entry("rent")],
+        ];
+        assert_eq!(commits.len(), want.len());
+        for (c, want) in commits.iter().zip(want) {
+            assert!(c.whole.is_empty(), "{c:?}");
+            let got: Vec<u64> = c.rows.iter().map(|&(_, h)| h).collect();
+            assert_eq!(got, want, "{c:?}");
         }
     }
 
@@ -521,7 +571,7 @@ mod tests {
     fn values_outside_the_replica_identity_are_unknown_in_old_rows() {
         // devices (id int PRIMARY KEY, serial text, label text), REPLICA
         // IDENTITY USING INDEX (serial): old keys carry only serial.
-        // events: REPLICA IDENTITY NOTHING, no integer column.
+        // events (payload text): REPLICA IDENTITY NOTHING.
         let commits = run(&fixture!("identity_index_nothing.hex"));
         let devices = commits[0].tables[0];
         let mut saw_any = false;
@@ -529,13 +579,16 @@ mod tests {
             if c.tables == [devices] {
                 assert!(c.whole.is_empty(), "{c:?}");
                 assert!(
-                    c.rows.contains(&(devices, value_hash(devices, "id", 1))),
+                    c.rows.contains(&(devices, int_value(devices, "id", 1))),
                     "{c:?}"
                 );
-                assert!(!c.rows.contains(&(devices, row_hash(devices, &[1]))));
+                assert!(!c.rows.contains(&(devices, int_row(devices, &[1]))));
                 saw_any |= c.rows.contains(&(devices, any_value_hash(devices, "id")));
             } else {
-                assert_eq!(c.whole, c.tables, "{c:?}");
+                // The insert into events names its new text value.
+                let events = c.tables[0];
+                let boot = value_hash(events, "payload", &KeyPart::Bytes(Box::from(&b"boot"[..])));
+                assert_eq!(c.rows, vec![(events, boot)], "{c:?}");
             }
         }
         assert!(saw_any, "updates do not send the old id");

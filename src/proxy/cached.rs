@@ -19,7 +19,7 @@ use super::lookup::{self as lookup, Job, Lookup};
 use crate::admin::{CacheSource, LookupLabels, Metrics, PopulationLabels};
 use crate::cache::Depend;
 use crate::cache::response::{self, Describe, READY_IDLE};
-use crate::cache::{Capture, KeyRef, Limits, ResultCache, Ticket, Written};
+use crate::cache::{Capture, KeyPart, KeyRef, Limits, ResultCache, Ticket, Written};
 use crate::catalog::{self, EffectivePath, Oid, RelKind, SearchPath, Snapshot};
 use crate::cdc;
 use crate::config::{CacheConfig, CacheMode, CdcMode, Config};
@@ -113,13 +113,18 @@ fn lookup_of(
     via: Oid,
     via_key: &[(String, KeySource, Oid)],
     columns: &[String],
-    value: &impl Fn(KeySource, Oid) -> Option<i64>,
+    value: &impl Fn(KeySource, Oid) -> Option<KeyPart>,
 ) -> Option<String> {
     let table = catalog.snapshot.table(via)?;
     let schema = catalog.snapshot.schema(table.schema)?;
     let key = via_key
         .iter()
-        .map(|(column, source, type_oid)| Some((column.as_str(), value(*source, *type_oid)?)))
+        .map(
+            |(column, source, type_oid)| match value(*source, *type_oid)? {
+                KeyPart::Int(v) => Some((column.as_str(), v)),
+                KeyPart::Bytes(_) => None,
+            },
+        )
         .collect::<Option<Vec<_>>>()?;
     Some(lookup::lookup_sql(&schema.name, &table.name, columns, &key))
 }
@@ -835,8 +840,11 @@ impl SessionCache {
         self.account(sql, &kinds, cacheable.is_some(), catalog.as_deref());
         if let (Some(c), Some(catalog), Some(ctx), true) = (&cacheable, &catalog, &ctx, quiet) {
             query_key(&mut self.key, ctx.class, sql.as_bytes());
-            let deps = self.deps_of(catalog, ctx, &c.shape, |part, _| match part {
-                KeySource::Lifted(i) => rowkey::lifted_value(c.params.get(i)?),
+            let utf8 = self.utf8();
+            let deps = self.deps_of(catalog, ctx, &c.shape, |part, column_type| match part {
+                KeySource::Lifted(i) => {
+                    rowkey::lifted_value(c.params.get(i)?, rowkey::key_kind(column_type)?, utf8)
+                }
                 KeySource::Client(_) => None,
             });
             self.watch_miss(catalog, &c.shape, sql, deps);
@@ -851,6 +859,14 @@ impl SessionCache {
     /// U+FFFD, so such names resolve to nothing and are not cached, while
     /// keys keep the raw bytes. In SJIS, BIG5, GBK, UHC, GB18030 and JOHAB a
     /// backslash or quote byte can be half of a character: not analyzed.
+    /// The session's text is UTF-8 (as the change stream's is): text key
+    /// values compare byte for byte with the stream's.
+    fn utf8(&self) -> bool {
+        self.reported_encoding
+            .as_deref()
+            .is_some_and(|e| e.eq_ignore_ascii_case(b"UTF8"))
+    }
+
     fn decode<'a>(&self, raw: &'a [u8]) -> Option<std::borrow::Cow<'a, str>> {
         if let Ok(s) = std::str::from_utf8(raw) {
             return Some(std::borrow::Cow::Borrowed(s));
@@ -1497,12 +1513,13 @@ impl SessionCache {
         let ctx = self.servable()?.clone();
         execute_key(&mut self.key, ctx.class, stmt.id, b.tail);
         let params = rowkey::bind_params(b.tail);
+        let utf8 = self.utf8();
         let deps = self.deps_of(&catalog, &ctx, &shape, |part, column_type| match part {
             KeySource::Client(n) => {
                 let i = usize::try_from(n).ok()?.checked_sub(1)?;
                 let &(value, binary) = params.as_ref()?.get(i)?;
                 let declared = stmt.param_types.get(i).copied().unwrap_or(0);
-                rowkey::bound_value(value?, binary, declared, column_type)
+                rowkey::bound_value(value?, binary, declared, column_type, utf8)
             }
             KeySource::Lifted(_) => None,
         });
@@ -1518,7 +1535,7 @@ impl SessionCache {
         catalog: &Catalog,
         ctx: &Ctx,
         shape: &sql::Shape,
-        value: impl Fn(KeySource, Oid) -> Option<i64>,
+        value: impl Fn(KeySource, Oid) -> Option<KeyPart>,
     ) -> Option<(Vec<Depend>, Vec<Lookup>)> {
         let generation = catalog.snapshot.generation();
         let spec = match self.rt.dependencies.get(&(shape.fingerprint, generation)) {
@@ -1545,7 +1562,7 @@ impl SessionCache {
                 Dependency::Row { table, parts } => parts
                     .iter()
                     .map(|&(source, column_type)| value(source, column_type))
-                    .collect::<Option<Vec<i64>>>()
+                    .collect::<Option<Vec<KeyPart>>>()
                     .map_or(Depend::Table(*table), |key| {
                         Depend::Row(*table, crate::cache::row_hash(*table, &key))
                     }),
@@ -1557,7 +1574,7 @@ impl SessionCache {
                 } => value(*source, *type_oid).map_or(Depend::Table(*table), |v| {
                     Depend::Value(
                         *table,
-                        crate::cache::value_hash(*table, column, v),
+                        crate::cache::value_hash(*table, column, &v),
                         crate::cache::any_value_hash(*table, column),
                     )
                 }),

@@ -27,7 +27,7 @@ use tokio_postgres::SimpleQueryMessage;
 use tracing::debug;
 
 use super::cached::CacheRuntime;
-use crate::cache::{Capture, CapturedResult, row_hash};
+use crate::cache::{Capture, CapturedResult, KeyPart, row_hash};
 use crate::catalog::Oid;
 
 /// Jobs waiting for the lookup task; beyond, entries are not narrowed.
@@ -95,7 +95,10 @@ pub(crate) async fn run(
             for lookup in &job.lookups {
                 let result = match results.next().flatten() {
                     Some(Ok(key)) => {
-                        let row = key.map(|k| row_hash(lookup.table, &k));
+                        let row = key.map(|k| {
+                            let parts: Vec<KeyPart> = k.into_iter().map(KeyPart::Int).collect();
+                            row_hash(lookup.table, &parts)
+                        });
                         if rt.cache.narrow(&mut job.capture, lookup.table, row) {
                             "narrowed"
                         } else {

@@ -25,13 +25,15 @@
 //! change, cannot be in the result or change it: in an inner join every
 //! result row is made of rows that satisfy all of them.
 //!
-//! Only integer columns (`int2`, `int4`, `int8`) are named: their values
-//! have one canonical form on both sides (the statement's literal or
-//! parameter, the stream's text).
+//! Only columns whose equality is equality of one canonical form are named
+//! (integers, `uuid`, `text` and `varchar` under a byte-equal collation:
+//! [`super::rowkey`]): the statement's literal or parameter and the
+//! stream's text then agree on it. Lookups read integer keys only.
 
 use std::collections::HashMap;
 
 use super::ast::{Expr, JoinKind, OperatorName, SelectItem, SetExpr, TableRef};
+use super::rowkey::{byte_equal_collation, key_kind};
 use super::shape::Shape;
 use crate::catalog::{Oid, ReplicaIdentity, Table};
 
@@ -76,8 +78,7 @@ pub enum Dependency {
     },
 }
 
-/// `int2`, `int4`, `int8`.
-pub const INTEGER_TYPES: [u32; 3] = [21, 23, 20];
+pub use super::rowkey::INTEGER_TYPES;
 
 /// What `shape` depends on, one [`Dependency`] per `FROM` table, with
 /// `table` giving the catalog entry of a table OID. `None` when nothing can
@@ -147,9 +148,7 @@ pub fn dependencies<'t>(
             match e {
                 Expr::Column { qualifier, name } => {
                     let (i, column) = resolve(&instances, qualifier, name)?;
-                    INTEGER_TYPES
-                        .contains(&column.type_oid.0)
-                        .then_some(Node::Column(i, column.attnum))
+                    keyable(column).then_some(Node::Column(i, column.attnum))
                 }
                 Expr::Param(n) => Some(Node::Param(*n)),
                 _ => None,
@@ -200,7 +199,7 @@ pub fn dependencies<'t>(
             .or_else(|| lookup_dependency(i, &instances, &classes, &source))
             .or_else(|| {
                 table.columns.iter().find_map(|c| {
-                    if !INTEGER_TYPES.contains(&c.type_oid.0) {
+                    if !keyable(c) {
                         return None;
                     }
                     Some(Dependency::Value {
@@ -218,11 +217,16 @@ pub fn dependencies<'t>(
     narrowed.then_some(out)
 }
 
-/// The row dependency of `table` when every column of its integer primary
-/// key is bound and the stream names its rows by that key (the replica
-/// identity is the primary key).
+/// Whether `column`'s values name rows ([`super::rowkey`]).
+fn keyable(column: &crate::catalog::Column) -> bool {
+    key_kind(column.type_oid).is_some() && byte_equal_collation(column.collation)
+}
+
+/// The row dependency of `table` when every column of its primary key is
+/// bound and the stream names its rows by that key (the replica identity
+/// is the primary key, every key column [`keyable`]).
 fn row_dependency(table: &Table, bound: &impl Fn(i16) -> Option<KeySource>) -> Option<Dependency> {
-    let parts = integer_key(table)?
+    let parts = primary_key(table, keyable)?
         .iter()
         .map(|c| bound(c.attnum).map(|s| (s, c.type_oid)))
         .collect::<Option<Vec<_>>>()?;
@@ -269,7 +273,10 @@ fn lookup_dependency(
         let Some(columns) = columns else {
             continue;
         };
-        let via_key = integer_key(via_table)?
+        let Some(via_columns) = integer_key(via_table) else {
+            continue;
+        };
+        let via_key = via_columns
             .iter()
             .zip(parts)
             .map(|(c, (source, type_oid))| (c.name.clone(), source, type_oid))
@@ -287,6 +294,15 @@ fn lookup_dependency(
 /// The primary key columns of `table` in `attnum` order, when the stream
 /// names its rows by them: default replica identity, integer columns.
 fn integer_key(table: &Table) -> Option<Vec<&crate::catalog::Column>> {
+    primary_key(table, |c| INTEGER_TYPES.contains(&c.type_oid.0))
+}
+
+/// The primary key columns of `table` in `attnum` order, when the stream
+/// names its rows by them (default replica identity) and each is `ok`.
+fn primary_key(
+    table: &Table,
+    ok: impl Fn(&crate::catalog::Column) -> bool,
+) -> Option<Vec<&crate::catalog::Column>> {
     if table.replica_identity != ReplicaIdentity::Default || table.primary_key.is_empty() {
         return None;
     }
@@ -296,9 +312,7 @@ fn integer_key(table: &Table) -> Option<Vec<&crate::catalog::Column>> {
         .map(|&attnum| table.columns.iter().find(|c| c.attnum == attnum))
         .collect::<Option<Vec<_>>>()?;
     key.sort_by_key(|c| c.attnum);
-    key.iter()
-        .all(|c| INTEGER_TYPES.contains(&c.type_oid.0))
-        .then_some(key)
+    key.iter().all(|c| ok(c)).then_some(key)
 }
 
 /// One `FROM` table as the statement names it.

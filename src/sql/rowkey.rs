@@ -1,44 +1,173 @@
-//! Key values as statements carry them: lifted literals and Bind
-//! parameters read as integers, to name the rows a statement depends on
-//! ([`super::deps`]).
+//! Key values as statements carry them and as the change stream sends them,
+//! in one canonical form per column kind, to name the rows a statement
+//! depends on ([`super::deps`]).
+//!
+//! A column names rows only where equality in PostgreSQL is equality of the
+//! canonical form: integers (`int2`, `int4`, `int8`, compared as numbers),
+//! `uuid` (16 bytes, whatever the spelling) and `text`/`varchar` under a
+//! deterministic collation (byte equality, so the bytes must be in the same
+//! encoding on both sides: UTF-8, the change stream's).
 
 use super::shape::ParamValue;
 use crate::catalog::Oid;
 
-/// The key value of a lifted literal, when it reads as exactly one integer.
-pub fn lifted_value(value: &ParamValue) -> Option<i64> {
-    match value {
-        ParamValue::Int4(v) => Some(i64::from(*v)),
-        ParamValue::Int8(v) => Some(*v),
-        ParamValue::Text(s) => s.trim().parse().ok(),
-        ParamValue::Numeric(_) => None,
+/// How a column's values name rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyKind {
+    /// `int2`, `int4`, `int8`.
+    Int,
+    /// `uuid`.
+    Uuid,
+    /// `text`, `varchar`: the bytes.
+    Text,
+}
+
+/// `int2`, `int4`, `int8`.
+pub const INTEGER_TYPES: [u32; 3] = [21, 23, 20];
+const UUID: u32 = 2950;
+const TEXT: u32 = 25;
+const VARCHAR: u32 = 1043;
+
+/// The kind of key a column of type `type_oid` gives, if any.
+pub fn key_kind(type_oid: Oid) -> Option<KeyKind> {
+    match type_oid.0 {
+        t if INTEGER_TYPES.contains(&t) => Some(KeyKind::Int),
+        UUID => Some(KeyKind::Uuid),
+        TEXT | VARCHAR => Some(KeyKind::Text),
+        _ => None,
+    }
+}
+
+/// The built-in collations whose equality is byte equality (`default`,
+/// `C`, `POSIX`; 0 for a type without one). Every database default is
+/// deterministic; a collation created with `deterministic = false` is not
+/// among these.
+pub fn byte_equal_collation(collation: Oid) -> bool {
+    matches!(collation.0, 0 | 100 | 950 | 951)
+}
+
+/// A key value in canonical form.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum KeyPart {
+    Int(i64),
+    /// A uuid's 16 bytes, or text's UTF-8 bytes.
+    Bytes(Box<[u8]>),
+}
+
+/// The key value of a lifted literal for a column of kind `kind`, when it
+/// reads as exactly one value. `utf8`: the session's text is UTF-8.
+pub fn lifted_value(value: &ParamValue, kind: KeyKind, utf8: bool) -> Option<KeyPart> {
+    match (kind, value) {
+        (KeyKind::Int, ParamValue::Int4(v)) => Some(KeyPart::Int(i64::from(*v))),
+        (KeyKind::Int, ParamValue::Int8(v)) => Some(KeyPart::Int(*v)),
+        (KeyKind::Int, ParamValue::Text(s)) => s.trim().parse().ok().map(KeyPart::Int),
+        (KeyKind::Uuid, ParamValue::Text(s)) => uuid(s.as_bytes()),
+        (KeyKind::Text, ParamValue::Text(s)) if utf8 => Some(bytes(s.as_bytes())),
+        _ => None,
     }
 }
 
 /// The key value of a client parameter as the Bind message carries it:
 /// text (`binary = false`) or the binary form of the column's type
 /// `column_type` (`declared` is the type the Parse declared, 0 when none).
-pub fn bound_value(bytes: &[u8], binary: bool, declared: u32, column_type: Oid) -> Option<i64> {
+/// `utf8`: the session's text is UTF-8.
+pub fn bound_value(
+    bytes: &[u8],
+    binary: bool,
+    declared: u32,
+    column_type: Oid,
+    utf8: bool,
+) -> Option<KeyPart> {
+    let kind = key_kind(column_type)?;
     // A parameter declared as another type compares by that type's
-    // equality (`int8 = float8` rounds): not a key value.
-    if declared != 0 && !super::deps::INTEGER_TYPES.contains(&declared) {
+    // equality (`int8 = float8` rounds, `text = bpchar` drops trailing
+    // spaces, `name` truncates): not a key value.
+    let declared_ok = declared == 0
+        || match kind {
+            KeyKind::Int => INTEGER_TYPES.contains(&declared),
+            KeyKind::Uuid => declared == UUID,
+            KeyKind::Text => declared == TEXT || declared == VARCHAR,
+        };
+    if !declared_ok {
         return None;
     }
-    if !binary {
-        return std::str::from_utf8(bytes).ok()?.trim().parse().ok();
+    match kind {
+        // Text and binary forms of text are the same bytes.
+        KeyKind::Text => utf8.then(|| self::bytes(bytes)),
+        KeyKind::Uuid if binary => (bytes.len() == 16).then(|| self::bytes(bytes)),
+        KeyKind::Uuid => uuid(bytes),
+        KeyKind::Int if !binary => std::str::from_utf8(bytes)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+            .map(KeyPart::Int),
+        KeyKind::Int => {
+            // Unspecified: the origin takes the column's type from
+            // `column = $n`.
+            let ty = if declared == 0 {
+                column_type.0
+            } else {
+                declared
+            };
+            match (ty, bytes.len()) {
+                (21, 2) => Some(i64::from(i16::from_be_bytes([bytes[0], bytes[1]]))),
+                (23, 4) => Some(i64::from(i32::from_be_bytes(bytes.try_into().ok()?))),
+                (20, 8) => Some(i64::from_be_bytes(bytes.try_into().ok()?)),
+                _ => None,
+            }
+            .map(KeyPart::Int)
+        }
     }
-    // Unspecified: the origin takes the column's type from `column = $n`.
-    let ty = if declared == 0 {
-        column_type.0
-    } else {
-        declared
-    };
-    match (ty, bytes.len()) {
-        (21, 2) => Some(i64::from(i16::from_be_bytes([bytes[0], bytes[1]]))),
-        (23, 4) => Some(i64::from(i32::from_be_bytes(bytes.try_into().ok()?))),
-        (20, 8) => Some(i64::from_be_bytes(bytes.try_into().ok()?)),
-        _ => None,
+}
+
+/// The key value of a column of kind `kind` as the change stream sends it
+/// (the type's text output, UTF-8).
+pub fn stream_value(kind: KeyKind, text: &[u8]) -> Option<KeyPart> {
+    match kind {
+        KeyKind::Int => std::str::from_utf8(text)
+            .ok()?
+            .parse()
+            .ok()
+            .map(KeyPart::Int),
+        KeyKind::Uuid => uuid(text),
+        KeyKind::Text => Some(bytes(text)),
     }
+}
+
+fn bytes(b: &[u8]) -> KeyPart {
+    KeyPart::Bytes(Box::from(b))
+}
+
+/// A uuid's text as PostgreSQL's `uuid_in` reads it: 32 hex digits in
+/// pairs, an optional `-` after any even-numbered pair but the last, the
+/// whole optionally in braces; nothing else (no spaces).
+fn uuid(text: &[u8]) -> Option<KeyPart> {
+    let mut src = text;
+    let braces = src.first() == Some(&b'{');
+    if braces {
+        src = &src[1..];
+    }
+    let mut out = [0u8; 16];
+    for (i, byte) in out.iter_mut().enumerate() {
+        let hi = hex(*src.first()?)?;
+        let lo = hex(*src.get(1)?)?;
+        *byte = hi << 4 | lo;
+        src = &src[2..];
+        if src.first() == Some(&b'-') && i % 2 == 1 && i < 15 {
+            src = &src[1..];
+        }
+    }
+    if braces {
+        src = src.strip_prefix(b"}")?;
+    }
+    src.is_empty().then(|| bytes(&out))
+}
+
+fn hex(c: u8) -> Option<u8> {
+    char::from(c)
+        .to_digit(16)
+        .and_then(|d| u8::try_from(d).ok())
 }
 
 /// One Bind parameter: its value (`None` for NULL) and whether it is in
@@ -105,23 +234,113 @@ mod tests {
 
     #[test]
     fn key_values() {
-        assert_eq!(bound_value(b" 42 ", false, 0, Oid(23)), Some(42));
-        assert_eq!(bound_value(b"4x", false, 0, Oid(23)), None);
-        assert_eq!(bound_value(&7i32.to_be_bytes(), true, 0, Oid(23)), Some(7));
-        assert_eq!(bound_value(&7i64.to_be_bytes(), true, 20, Oid(23)), Some(7));
+        let int = |v| Some(KeyPart::Int(v));
+        let b = |v: &[u8]| Some(KeyPart::Bytes(Box::from(v)));
+        assert_eq!(bound_value(b" 42 ", false, 0, Oid(23), true), int(42));
+        assert_eq!(bound_value(b"4x", false, 0, Oid(23), true), None);
         assert_eq!(
-            bound_value(&(-3i16).to_be_bytes(), true, 0, Oid(21)),
-            Some(-3)
+            bound_value(&7i32.to_be_bytes(), true, 0, Oid(23), true),
+            int(7)
+        );
+        assert_eq!(
+            bound_value(&7i64.to_be_bytes(), true, 20, Oid(23), true),
+            int(7)
+        );
+        assert_eq!(
+            bound_value(&(-3i16).to_be_bytes(), true, 0, Oid(21), true),
+            int(-3)
         );
         // A float8 parameter of 8 bytes is not an int8 key.
-        assert_eq!(bound_value(&1.0f64.to_be_bytes(), true, 701, Oid(20)), None);
+        assert_eq!(
+            bound_value(&1.0f64.to_be_bytes(), true, 701, Oid(20), true),
+            None
+        );
         // Nor is text declared float8 or numeric.
-        assert_eq!(bound_value(b"5", false, 701, Oid(20)), None);
-        assert_eq!(bound_value(b"5", false, 1700, Oid(23)), None);
+        assert_eq!(bound_value(b"5", false, 701, Oid(20), true), None);
+        assert_eq!(bound_value(b"5", false, 1700, Oid(23), true), None);
         // Width not the column's.
-        assert_eq!(bound_value(&7i32.to_be_bytes(), true, 0, Oid(20)), None);
-        assert_eq!(lifted_value(&ParamValue::Int4(5)), Some(5));
-        assert_eq!(lifted_value(&ParamValue::Text(" 5".into())), Some(5));
-        assert_eq!(lifted_value(&ParamValue::Numeric("5.0".into())), None);
+        assert_eq!(
+            bound_value(&7i32.to_be_bytes(), true, 0, Oid(20), true),
+            None
+        );
+        // Text: the bytes, in either format, only from a UTF-8 session and
+        // only as text or varchar (not name, bpchar, unknown).
+        assert_eq!(bound_value(b"ab ", false, 0, Oid(25), true), b(b"ab "));
+        assert_eq!(bound_value(b"ab ", true, 1043, Oid(25), true), b(b"ab "));
+        assert_eq!(bound_value(b"ab", false, 0, Oid(25), false), None);
+        for declared in [19, 1042, 705, 23] {
+            assert_eq!(bound_value(b"ab", false, declared, Oid(1043), true), None);
+        }
+        // uuid: any spelling uuid_in takes, or 16 binary bytes.
+        let u: Vec<u8> = (0u8..16).map(|i| i * 17).collect();
+        for spelled in [
+            "00112233-4455-6677-8899-aabbccddeeff",
+            "00112233445566778899AABBCCDDEEFF",
+            "{00112233-4455-6677-8899-aabbccddeeff}",
+            "0011-2233-4455-6677-8899-aabb-ccdd-eeff",
+        ] {
+            assert_eq!(
+                bound_value(spelled.as_bytes(), false, 0, Oid(2950), true),
+                b(&u)
+            );
+            assert_eq!(stream_value(KeyKind::Uuid, spelled.as_bytes()), b(&u));
+        }
+        for bad in [
+            " 00112233-4455-6677-8899-aabbccddeeff",
+            "00112233-4455-6677-8899-aabbccddeeff ",
+            "0-0112233-4455-6677-8899-aabbccddeeff",
+            "00112233-4455-6677-8899-aabbccddeeff-",
+            "{00112233-4455-6677-8899-aabbccddeeff",
+            "00112233-4455-6677-8899-aabbccddee",
+            "00112233--4455-6677-8899-aabbccddeeff",
+            "0011223g-4455-6677-8899-aabbccddeeff",
+        ] {
+            assert_eq!(
+                bound_value(bad.as_bytes(), false, 0, Oid(2950), true),
+                None,
+                "{bad}"
+            );
+        }
+        assert_eq!(bound_value(&u, true, 2950, Oid(2950), true), b(&u));
+        assert_eq!(bound_value(&u[..15], true, 0, Oid(2950), true), None);
+        assert_eq!(bound_value(&u, true, 25, Oid(2950), true), None);
+        // Lifted literals.
+        assert_eq!(
+            lifted_value(&ParamValue::Int4(5), KeyKind::Int, true),
+            int(5)
+        );
+        assert_eq!(
+            lifted_value(&ParamValue::Text(" 5".into()), KeyKind::Int, true),
+            int(5)
+        );
+        assert_eq!(
+            lifted_value(&ParamValue::Numeric("5.0".into()), KeyKind::Int, true),
+            None
+        );
+        assert_eq!(
+            lifted_value(&ParamValue::Text("k".into()), KeyKind::Text, true),
+            b(b"k")
+        );
+        assert_eq!(
+            lifted_value(&ParamValue::Text("k".into()), KeyKind::Text, false),
+            None
+        );
+        assert_eq!(
+            lifted_value(&ParamValue::Int4(5), KeyKind::Text, true),
+            None
+        );
+        assert_eq!(
+            lifted_value(
+                &ParamValue::Text("00112233445566778899aabbccddeeff".into()),
+                KeyKind::Uuid,
+                true
+            ),
+            b(&u)
+        );
+        // Kinds and collations.
+        assert_eq!(key_kind(Oid(1043)), Some(KeyKind::Text));
+        assert_eq!(key_kind(Oid(1042)), None);
+        assert_eq!(key_kind(Oid(19)), None);
+        assert!(byte_equal_collation(Oid(100)) && !byte_equal_collation(Oid(12345)));
     }
 }

@@ -36,6 +36,9 @@ fn value(fx: &Fx, table: &str, column: &str, source: KeySource, ty: u32) -> Depe
 
 const INT4: u32 = 23;
 const INT8: u32 = 20;
+const TEXT: u32 = 25;
+const VARCHAR: u32 = 1043;
+const UUID: u32 = 2950;
 
 #[test]
 fn a_point_lookup_depends_on_its_row() {
@@ -97,7 +100,7 @@ fn a_table_joined_by_its_key_to_a_row_read_by_key_depends_on_a_lookup() {
     assert_eq!(
         deps(&fx, sql),
         Some(vec![
-            value(&fx, "blog_post", "views", KeySource::Lifted(0), INT4),
+            value(&fx, "blog_post", "slug", KeySource::Client(1), VARCHAR),
             Dependency::Table(oid(&fx, "auth_user")),
         ])
     );
@@ -181,7 +184,8 @@ fn anything_else_depends_on_every_change() {
     let fx = Fx::new();
     for sql in [
         "SELECT * FROM users WHERE id = 1 OR id = 2",
-        "SELECT * FROM users WHERE email = 'x'",
+        "SELECT * FROM users WHERE email LIKE 'x'",
+        "SELECT * FROM users WHERE lower(email) = 'x'",
         "SELECT * FROM users WHERE id > 5",
         "SELECT * FROM users u LEFT JOIN organizations o \
          ON o.id = u.organization_id WHERE u.id = 1",
@@ -192,4 +196,53 @@ fn anything_else_depends_on_every_change() {
     ] {
         assert_eq!(deps(&fx, sql), None, "{sql}");
     }
+}
+
+#[test]
+fn text_and_uuid_columns_name_rows_too() {
+    let fx = Fx::new();
+    // A text primary key (Prisma's User).
+    assert_eq!(
+        deps(&fx, "SELECT name FROM \"User\" WHERE id = $1"),
+        Some(vec![row(&fx, "User", &[(KeySource::Client(1), TEXT)])])
+    );
+    // A text foreign key joined to it: the author row by key, the posts by
+    // the author's id.
+    assert_eq!(
+        deps(
+            &fx,
+            "SELECT p.title FROM \"Post\" p JOIN \"User\" u ON u.id = p.\"authorId\" \
+             WHERE u.id = 'cuid1'"
+        ),
+        Some(vec![
+            value(&fx, "Post", "authorId", KeySource::Lifted(0), TEXT),
+            row(&fx, "User", &[(KeySource::Lifted(0), TEXT)]),
+        ])
+    );
+    // varchar and uuid columns by value.
+    assert_eq!(
+        deps(&fx, "SELECT id FROM users WHERE email = 'x'"),
+        Some(vec![value(
+            &fx,
+            "users",
+            "email",
+            KeySource::Lifted(0),
+            VARCHAR
+        )])
+    );
+    assert_eq!(
+        deps(&fx, "SELECT id FROM users WHERE uuid = $1"),
+        Some(vec![value(
+            &fx,
+            "users",
+            "uuid",
+            KeySource::Client(1),
+            UUID
+        )])
+    );
+    // A text parameter also used elsewhere may be typed there: not a key.
+    assert_eq!(
+        deps(&fx, "SELECT $1::char(3) AS c FROM users WHERE email = $1"),
+        None
+    );
 }
