@@ -227,6 +227,10 @@ pub struct Report {
     pub final_combinations: u64,
     /// Cache hits during the final check, when a counter was given.
     pub final_hits: Option<u64>,
+    /// After the final check, each combination read twice more, one at a
+    /// time: per non-volatile shape, (name, second reads, hits among them).
+    /// Empty without a counter.
+    pub served: Vec<(&'static str, u64, u64)>,
     pub mismatches: u64,
     /// The first few mismatches.
     pub examples: Vec<Mismatch>,
@@ -311,6 +315,23 @@ impl fmt::Display for Report {
         match self.final_hits {
             Some(h) => writeln!(f, ", {h} hits")?,
             None => writeln!(f)?,
+        }
+        let unserved: Vec<String> = self
+            .served
+            .iter()
+            .filter(|&&(_, reads, hits)| hits < reads)
+            .map(|&(name, reads, hits)| format!("{name} {hits}/{reads}"))
+            .collect();
+        if !self.served.is_empty() {
+            if unserved.is_empty() {
+                writeln!(f, "  at rest, every shape served from the cache")?;
+            } else {
+                writeln!(
+                    f,
+                    "  at rest, shapes not always served from the cache (hits/reads): {}",
+                    unserved.join(", ")
+                )?;
+            }
         }
         writeln!(f, "  mismatches: {}", self.mismatches)?;
         for m in &self.examples {

@@ -374,7 +374,7 @@ pub(super) async fn run(options: VerifyOptions) -> Result<Report, VerifyError> {
     shared.stop_writes.store(true, Ordering::Relaxed);
     join_all(writers).await?;
 
-    let final_hits = final_check(&shared).await?;
+    let (final_hits, served) = final_check(&shared).await?;
     let hits = match (hits_at_start, shared.options.hits.as_ref()) {
         (Some(before), Some(h)) => Some(h().saturating_sub(before)),
         _ => None,
@@ -406,6 +406,7 @@ pub(super) async fn run(options: VerifyOptions) -> Result<Report, VerifyError> {
         quiet_hits: shared.options.hits.as_ref().map(|_| get(&c.quiet_hits)),
         final_combinations: get(&c.final_combinations),
         final_hits,
+        served,
         mismatches,
         examples,
         errors,
@@ -761,7 +762,7 @@ async fn check_volatile(
 /// Writes have stopped: every combination read during the run converges
 /// (the proxy catches up), then is compared exactly, read twice through the
 /// proxy. Returns the cache hits of the exact pass.
-async fn final_check(shared: &Arc<Shared>) -> Result<Option<u64>, VerifyError> {
+async fn final_check(shared: &Arc<Shared>) -> Result<(Option<u64>, Served), VerifyError> {
     let used = std::mem::take(&mut *lock(&shared.used));
     let mut by_profile: BTreeMap<usize, Vec<Combo>> = BTreeMap::new();
     for combo in used {
@@ -774,10 +775,67 @@ async fn final_check(shared: &Arc<Shared>) -> Result<Option<u64>, VerifyError> {
     let hits = shared.options.hits.clone();
     let before = hits.as_ref().map(|h| h());
     run_final_pass(shared, &by_profile, true).await?;
-    Ok(match (before, hits) {
+    let final_hits = match (before, hits) {
         (Some(b), Some(h)) => Some(h().saturating_sub(b)),
         _ => None,
-    })
+    };
+    Ok((final_hits, served_by_shape(shared, &by_profile).await))
+}
+
+/// Per shape: name, reads, hits.
+type Served = Vec<(&'static str, u64, u64)>;
+
+/// The second exact read of each combination, one at a time with the hit
+/// counter read around it: which shapes the cache answers once nothing
+/// moves. Returns (shape name, reads, hits) for every non-volatile shape
+/// read; nothing without a counter.
+async fn served_by_shape(shared: &Arc<Shared>, by_profile: &BTreeMap<usize, Vec<Combo>>) -> Served {
+    let Some(hits) = shared.options.hits.clone() else {
+        return Vec::new();
+    };
+    let count = move || {
+        let hits = Arc::clone(&hits);
+        async move { tokio::task::spawn_blocking(move || hits()).await.ok() }
+    };
+    let mut tally: BTreeMap<&'static str, (u64, u64)> = BTreeMap::new();
+    for (&profile, combos) in by_profile {
+        let app = format!("served-{profile}");
+        let Some(mut pair) = Pair::reconnect(shared, profile, &app).await else {
+            continue;
+        };
+        for &(si, vi, protocol, _) in combos {
+            let shape = &shared.shapes[si];
+            if shape.kind == Kind::Volatile {
+                continue;
+            }
+            // Twice: the first may capture (admission, a lost entry).
+            if pair
+                .proxy
+                .read(si, shape, &shape.values[vi], protocol)
+                .await
+                .is_err()
+            {
+                continue;
+            }
+            let Some(before) = count().await else {
+                continue;
+            };
+            let read = pair
+                .proxy
+                .read(si, shape, &shape.values[vi], protocol)
+                .await;
+            let Some(after) = count().await else { continue };
+            if read.is_ok() {
+                let entry = tally.entry(shape.name).or_default();
+                entry.0 += 1;
+                entry.1 += after.saturating_sub(before);
+            }
+        }
+    }
+    tally
+        .into_iter()
+        .map(|(name, (r, h))| (name, r, h))
+        .collect()
 }
 
 async fn run_final_pass(
