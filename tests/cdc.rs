@@ -727,6 +727,87 @@ async fn uuid_and_text_keys_name_their_rows() {
     }
 }
 
+/// `IN` lists name each row (by key) or value they read: such entries
+/// survive changes to other rows and follow changes to theirs.
+#[tokio::test]
+async fn in_lists_follow_their_rows() {
+    setup(
+        "DROP TABLE IF EXISTS cdc_in; \
+         CREATE TABLE cdc_in (id int PRIMARY KEY, grp int, v text); \
+         INSERT INTO cdc_in SELECT g, g % 4, 'v' || g FROM generate_series(1, 20) g",
+    )
+    .await;
+    let proxy = Proxy::start_streaming(|_| {}).await;
+    let client = proxy.connect("cdc_in").await;
+    let direct = connect_direct("cdc_in_writer").await;
+    let keys_sql = "SELECT v FROM cdc_in WHERE id IN (1, 3, 5) ORDER BY id";
+    let groups_sql = "SELECT id FROM cdc_in WHERE grp IN (1, 2) AND id < 10 ORDER BY id";
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        warm(&proxy, &client, keys_sql).await;
+        warm(&proxy, &client, groups_sql).await;
+        let loads = proxy.metrics.cache_catalog_loads.get();
+        // Rows of other keys and groups arrive (an insert names its values;
+        // an update or delete would not send the old group).
+        direct
+            .batch_execute(&format!(
+                "INSERT INTO cdc_in VALUES (100 + {attempt}, 3, 'new'); \
+                 INSERT INTO cdc_in VALUES (200 + {attempt}, 0, 'other')"
+            ))
+            .await
+            .unwrap();
+        caught_up(&proxy, &direct).await;
+        let hits = proxy.metrics.cache_hits.get();
+        assert_eq!(
+            col(&client, keys_sql).await,
+            vec![
+                Some("v1".to_owned()),
+                Some("v3".to_owned()),
+                Some("v5".to_owned())
+            ]
+        );
+        assert_eq!(
+            col(&client, groups_sql).await,
+            [1, 2, 5, 6, 9].map(|k| Some(k.to_string())).to_vec()
+        );
+        let served = proxy.metrics.cache_hits.get() - hits;
+        if served == 2 {
+            break;
+        }
+        assert!(attempt < 5, "only {served} of 2 served, {attempt} times");
+        let metrics = Arc::clone(&proxy.metrics);
+        eventually(
+            Duration::from_secs(5),
+            "a catalog reload explaining an entry not served",
+            move || {
+                let m = Arc::clone(&metrics);
+                async move { m.cache_catalog_loads.get() != loads }
+            },
+        )
+        .await;
+    }
+    direct
+        .batch_execute(
+            "UPDATE cdc_in SET v = 'three' WHERE id = 3; \
+             INSERT INTO cdc_in VALUES (0, 1, 'zero')",
+        )
+        .await
+        .unwrap();
+    converges(
+        &client,
+        keys_sql,
+        ["v1", "three", "v5"].map(|v| Some(v.to_owned())).to_vec(),
+    )
+    .await;
+    converges(
+        &client,
+        groups_sql,
+        [0, 1, 2, 5, 6, 9].map(|k| Some(k.to_string())).to_vec(),
+    )
+    .await;
+}
+
 /// Outer joins are cached with a dependency on every change to each of
 /// their tables: a row appearing or vanishing on the nullable side, even
 /// for a statement that reads one row of the other side by key, reaches

@@ -106,6 +106,10 @@ struct Catalog {
     user_functions: HashSet<String>,
 }
 
+/// Most values of an `IN` list named one by one ([`Dependency::Rows`],
+/// [`Dependency::Values`]); a longer list depends on the whole table.
+const MAX_LISTED: usize = 64;
+
 /// The lookup reading the key of the row a [`Dependency::Lookup`] narrows
 /// to, with the key values of the row it reads.
 fn lookup_of(
@@ -1555,29 +1559,67 @@ impl SessionCache {
             return None;
         }
         let mut lookups = Vec::new();
-        let named = spec
-            .iter()
-            .map(|d| match d {
-                Dependency::Table(t) => Depend::Table(*t),
-                Dependency::Row { table, parts } => parts
-                    .iter()
-                    .map(|&(source, column_type)| value(source, column_type))
-                    .collect::<Option<Vec<KeyPart>>>()
-                    .map_or(Depend::Table(*table), |key| {
-                        Depend::Row(*table, crate::cache::row_hash(*table, &key))
-                    }),
+        let mut named = Vec::with_capacity(spec.len());
+        // One dependency per listed value, or the whole table.
+        let listed =
+            |table: Oid, sources: &[KeySource], depend: &dyn Fn(KeySource) -> Option<Depend>| {
+                (sources.len() <= MAX_LISTED)
+                    .then(|| {
+                        sources
+                            .iter()
+                            .map(|&s| depend(s))
+                            .collect::<Option<Vec<_>>>()
+                    })
+                    .flatten()
+                    .unwrap_or_else(|| vec![Depend::Table(table)])
+            };
+        for d in spec.iter() {
+            match d {
+                Dependency::Table(t) => named.push(Depend::Table(*t)),
+                Dependency::Row { table, parts } => named.push(
+                    parts
+                        .iter()
+                        .map(|&(source, column_type)| value(source, column_type))
+                        .collect::<Option<Vec<KeyPart>>>()
+                        .map_or(Depend::Table(*table), |key| {
+                            Depend::Row(*table, crate::cache::row_hash(*table, &key))
+                        }),
+                ),
                 Dependency::Value {
                     table,
                     column,
                     source,
                     type_oid,
-                } => value(*source, *type_oid).map_or(Depend::Table(*table), |v| {
-                    Depend::Value(
-                        *table,
-                        crate::cache::value_hash(*table, column, &v),
-                        crate::cache::any_value_hash(*table, column),
-                    )
-                }),
+                } => named.push(
+                    value(*source, *type_oid).map_or(Depend::Table(*table), |v| {
+                        Depend::Value(
+                            *table,
+                            crate::cache::value_hash(*table, column, &v),
+                            crate::cache::any_value_hash(*table, column),
+                        )
+                    }),
+                ),
+                Dependency::Rows {
+                    table,
+                    sources,
+                    type_oid,
+                } => named.extend(listed(*table, sources, &|source| {
+                    let key = [value(source, *type_oid)?];
+                    Some(Depend::Row(*table, crate::cache::row_hash(*table, &key)))
+                })),
+                Dependency::Values {
+                    table,
+                    column,
+                    sources,
+                    type_oid,
+                } => {
+                    let any = crate::cache::any_value_hash(*table, column);
+                    named.extend(listed(*table, sources, &|source| {
+                        let v = value(source, *type_oid)?;
+                        let hash = crate::cache::value_hash(*table, column, &v);
+                        Some(Depend::Value(*table, hash, any))
+                    }));
+                }
                 Dependency::Lookup {
                     table,
                     via,
@@ -1589,10 +1631,10 @@ impl SessionCache {
                     {
                         lookups.push(Lookup { table: *table, sql });
                     }
-                    Depend::Table(*table)
+                    named.push(Depend::Table(*table));
                 }
-            })
-            .collect();
+            }
+        }
         Some((named, lookups))
     }
 

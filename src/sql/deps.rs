@@ -16,7 +16,9 @@
 //!   on the one row the lookup of those columns names
 //!   ([`Dependency::Lookup`]: the proxy reads `a.author_id` after the
 //!   capture);
-//! - a table none of whose integer columns is tied to a parameter depends
+//! - `key IN ($1, $2)` (or a column equal to one in such a list): the rows
+//!   with those keys, or with those values;
+//! - a table none of whose key-like columns is tied to a parameter depends
 //!   on every change to it.
 //!
 //! Only top-level `AND`ed equalities are used; any other condition only
@@ -63,6 +65,20 @@ pub enum Dependency {
         table: Oid,
         column: String,
         source: KeySource,
+        type_oid: Oid,
+    },
+    /// The rows whose single-column primary key (of type `type_oid`) is
+    /// one of the values (`key IN ($1, $2, …)`).
+    Rows {
+        table: Oid,
+        sources: Vec<KeySource>,
+        type_oid: Oid,
+    },
+    /// Rows whose column `column` is one of the values.
+    Values {
+        table: Oid,
+        column: String,
+        sources: Vec<KeySource>,
         type_oid: Oid,
     },
     /// The row of `table` (integer primary key, default replica identity)
@@ -135,25 +151,47 @@ pub fn dependencies<'t>(
     for c in conditions.iter().copied().chain(select.selection.iter()) {
         flatten_and(c, &mut conjuncts);
     }
-    // Equalities of integer columns with each other or with a parameter.
+    // Equalities of key-like columns with each other or with a parameter;
+    // a key-like column in a list of parameters.
+    let node = |e: &Expr| -> Option<Node> {
+        match e {
+            Expr::Column { qualifier, name } => {
+                let (i, column) = resolve(&instances, qualifier, name)?;
+                keyable(column).then_some(Node::Column(i, column.attnum))
+            }
+            Expr::Param(n) => Some(Node::Param(*n)),
+            _ => None,
+        }
+    };
     let mut pairs: Vec<(Node, Node)> = Vec::new();
+    let mut lists: Vec<(Node, Vec<u32>)> = Vec::new();
     for c in conjuncts {
+        if let Expr::InList {
+            expr,
+            list,
+            negated: false,
+        } = c
+        {
+            let params = list
+                .iter()
+                .map(|e| match e {
+                    Expr::Param(n) => Some(*n),
+                    _ => None,
+                })
+                .collect::<Option<Vec<u32>>>();
+            if let (Some(column @ Node::Column(..)), Some(params)) = (node(expr), params)
+                && !params.is_empty()
+            {
+                lists.push((column, params));
+            }
+            continue;
+        }
         let Expr::Binary { op, left, right } = c else {
             continue;
         };
         if !is_builtin_equals(op) {
             continue;
         }
-        let node = |e: &Expr| -> Option<Node> {
-            match e {
-                Expr::Column { qualifier, name } => {
-                    let (i, column) = resolve(&instances, qualifier, name)?;
-                    keyable(column).then_some(Node::Column(i, column.attnum))
-                }
-                Expr::Param(n) => Some(Node::Param(*n)),
-                _ => None,
-            }
-        };
         match (node(left), node(right)) {
             (Some(l @ Node::Column(..)), Some(r)) | (Some(r), Some(l @ Node::Column(..))) => {
                 pairs.push((l, r));
@@ -170,6 +208,9 @@ pub fn dependencies<'t>(
         if let Node::Param(n) = r {
             *typed_by_column.entry(*n).or_default() += 1;
         }
+    }
+    for n in lists.iter().flat_map(|(_, params)| params) {
+        *typed_by_column.entry(*n).or_default() += 1;
     }
     let usable = |n: u32| n > shape.client_params || typed_by_column.get(&n) == uses.get(&n);
     // Classes of equal integer columns, and the value each is bound to.
@@ -190,6 +231,14 @@ pub fn dependencies<'t>(
             ))
         }
     };
+    // The list a column (or any column equal to it) is in.
+    let listed = |column: Node| -> Option<Vec<KeySource>> {
+        let root = classes.find(column);
+        let (_, params) = lists
+            .iter()
+            .find(|(c, params)| classes.find(*c) == root && params.iter().all(|&n| usable(n)))?;
+        params.iter().map(|&n| source(n)).collect()
+    };
     let mut narrowed = false;
     let mut out = Vec::with_capacity(instances.len());
     for (i, instance) in instances.iter().enumerate() {
@@ -206,6 +255,30 @@ pub fn dependencies<'t>(
                         table: table.oid,
                         column: c.name.clone(),
                         source: bound(c.attnum)?,
+                        type_oid: c.type_oid,
+                    })
+                })
+            })
+            .or_else(|| {
+                let key = primary_key(table, keyable)?;
+                let [column] = key.as_slice() else {
+                    return None;
+                };
+                Some(Dependency::Rows {
+                    table: table.oid,
+                    sources: listed(Node::Column(i, column.attnum))?,
+                    type_oid: column.type_oid,
+                })
+            })
+            .or_else(|| {
+                table.columns.iter().find_map(|c| {
+                    if !keyable(c) {
+                        return None;
+                    }
+                    Some(Dependency::Values {
+                        table: table.oid,
+                        column: c.name.clone(),
+                        sources: listed(Node::Column(i, c.attnum))?,
                         type_oid: c.type_oid,
                     })
                 })

@@ -246,3 +246,64 @@ fn text_and_uuid_columns_name_rows_too() {
         None
     );
 }
+
+#[test]
+fn in_lists_name_each_row_or_value() {
+    let fx = Fx::new();
+    let rows = |sources: Vec<KeySource>| Dependency::Rows {
+        table: oid(&fx, "users"),
+        sources,
+        type_oid: Oid(INT8),
+    };
+    assert_eq!(
+        deps(&fx, "SELECT name FROM users WHERE id IN ($1, $2, $3)"),
+        Some(vec![rows(vec![
+            KeySource::Client(1),
+            KeySource::Client(2),
+            KeySource::Client(3)
+        ])])
+    );
+    // A value list, also through a join equality.
+    assert_eq!(
+        deps(
+            &fx,
+            "SELECT p.title, c.body FROM blog_post p JOIN blog_comment c ON c.post_id = p.id \
+             WHERE p.id IN ($1, $2)"
+        ),
+        Some(vec![
+            Dependency::Rows {
+                table: oid(&fx, "blog_post"),
+                sources: vec![KeySource::Client(1), KeySource::Client(2)],
+                type_oid: Oid(INT8),
+            },
+            Dependency::Values {
+                table: oid(&fx, "blog_comment"),
+                column: "post_id".to_owned(),
+                sources: vec![KeySource::Client(1), KeySource::Client(2)],
+                type_oid: Oid(INT8),
+            },
+        ])
+    );
+    // Literals are lifted into parameters.
+    assert_eq!(
+        deps(&fx, "SELECT name FROM users WHERE id IN (1, 2)"),
+        Some(vec![rows(vec![KeySource::Lifted(0), KeySource::Lifted(1)])])
+    );
+    // An equality is narrower than a list.
+    assert_eq!(
+        deps(
+            &fx,
+            "SELECT name FROM users WHERE id IN ($1, $2) AND id = $3"
+        ),
+        Some(vec![row(&fx, "users", &[(KeySource::Client(3), INT8)])])
+    );
+    // NOT IN, a list with an expression, a parameter also used elsewhere.
+    for sql in [
+        "SELECT name FROM users WHERE id NOT IN ($1, $2)",
+        "SELECT name FROM users WHERE id IN ($1, $2 + 1)",
+        "SELECT name FROM users WHERE id IN ($1, $2) AND sign_in_count < $2",
+        "SELECT name FROM users WHERE id IN ($1, $2) OR id = 7",
+    ] {
+        assert_eq!(deps(&fx, sql), None, "{sql}");
+    }
+}
