@@ -727,7 +727,7 @@ async fn uuid_and_text_keys_name_their_rows() {
     }
 }
 
-/// `IN` lists name each row (by key) or value they read: such entries
+/// `IN` lists and `= ANY($1)` name each row (by key) or value they read: such entries
 /// survive changes to other rows and follow changes to theirs.
 #[tokio::test]
 async fn in_lists_follow_their_rows() {
@@ -742,11 +742,38 @@ async fn in_lists_follow_their_rows() {
     let direct = connect_direct("cdc_in_writer").await;
     let keys_sql = "SELECT v FROM cdc_in WHERE id IN (1, 3, 5) ORDER BY id";
     let groups_sql = "SELECT id FROM cdc_in WHERE grp IN (1, 2) AND id < 10 ORDER BY id";
+    // An array parameter (tokio-postgres sends int4[] in binary).
+    let any = client
+        .prepare("SELECT v FROM cdc_in WHERE id = ANY($1) ORDER BY id")
+        .await
+        .unwrap();
+    let read_any = || async {
+        client
+            .query(&any, &[&vec![2i32, 4]])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect::<Vec<_>>()
+    };
     let mut attempt = 0;
     loop {
         attempt += 1;
         warm(&proxy, &client, keys_sql).await;
         warm(&proxy, &client, groups_sql).await;
+        let deadline = tokio::time::Instant::now() + CONVERGE;
+        loop {
+            let before = proxy.metrics.cache_hits.get();
+            read_any().await;
+            if proxy.metrics.cache_hits.get() > before {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "ANY read never a hit"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         let loads = proxy.metrics.cache_catalog_loads.get();
         // Rows of other keys and groups arrive (an insert names its values;
         // an update or delete would not send the old group).
@@ -771,11 +798,12 @@ async fn in_lists_follow_their_rows() {
             col(&client, groups_sql).await,
             [1, 2, 5, 6, 9].map(|k| Some(k.to_string())).to_vec()
         );
+        assert_eq!(read_any().await, ["v2", "v4"].map(str::to_owned).to_vec());
         let served = proxy.metrics.cache_hits.get() - hits;
-        if served == 2 {
+        if served == 3 {
             break;
         }
-        assert!(attempt < 5, "only {served} of 2 served, {attempt} times");
+        assert!(attempt < 5, "only {served} of 3 served, {attempt} times");
         let metrics = Arc::clone(&proxy.metrics);
         eventually(
             Duration::from_secs(5),
@@ -806,6 +834,32 @@ async fn in_lists_follow_their_rows() {
         [0, 1, 2, 5, 6, 9].map(|k| Some(k.to_string())).to_vec(),
     )
     .await;
+    // Only a row the array names, once the ANY entry is a hit again.
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    loop {
+        let before = proxy.metrics.cache_hits.get();
+        assert_eq!(read_any().await, ["v2", "v4"].map(str::to_owned).to_vec());
+        if proxy.metrics.cache_hits.get() > before {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "ANY read never a hit"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    direct
+        .batch_execute("UPDATE cdc_in SET v = 'four' WHERE id = 4")
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    while read_any().await != ["v2", "four"].map(str::to_owned).to_vec() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "row 4 never followed"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// Outer joins are cached with a dependency on every change to each of

@@ -25,7 +25,7 @@ use crate::cdc;
 use crate::config::{CacheConfig, CacheMode, CdcMode, Config};
 use crate::protocol::frontend;
 use crate::sql::ast::ObjectName;
-use crate::sql::deps::{self, Dependency, KeySource};
+use crate::sql::deps::{self, Dependency, KeySource, List};
 use crate::sql::rowkey;
 use crate::sql::{
     self, Analyzer, Context as SqlContext, Session as SqlSession, StatementKind, Verdict, Writes,
@@ -845,12 +845,23 @@ impl SessionCache {
         if let (Some(c), Some(catalog), Some(ctx), true) = (&cacheable, &catalog, &ctx, quiet) {
             query_key(&mut self.key, ctx.class, sql.as_bytes());
             let utf8 = self.utf8();
-            let deps = self.deps_of(catalog, ctx, &c.shape, |part, column_type| match part {
-                KeySource::Lifted(i) => {
-                    rowkey::lifted_value(c.params.get(i)?, rowkey::key_kind(column_type)?, utf8)
-                }
-                KeySource::Client(_) => None,
-            });
+            let deps = self.deps_of(
+                catalog,
+                ctx,
+                &c.shape,
+                |part, column_type| match part {
+                    KeySource::Lifted(i) => {
+                        rowkey::lifted_value(c.params.get(i)?, rowkey::key_kind(column_type)?, utf8)
+                    }
+                    KeySource::Client(_) => None,
+                },
+                |part, column_type| match part {
+                    KeySource::Lifted(i) => {
+                        rowkey::lifted_array(c.params.get(i)?, rowkey::key_kind(column_type)?, utf8)
+                    }
+                    KeySource::Client(_) => None,
+                },
+            );
             self.watch_miss(catalog, &c.shape, sql, deps);
         }
         self.probe_after(quiet, &kinds)
@@ -1518,15 +1529,28 @@ impl SessionCache {
         execute_key(&mut self.key, ctx.class, stmt.id, b.tail);
         let params = rowkey::bind_params(b.tail);
         let utf8 = self.utf8();
-        let deps = self.deps_of(&catalog, &ctx, &shape, |part, column_type| match part {
+        let param = |part: KeySource| match part {
             KeySource::Client(n) => {
                 let i = usize::try_from(n).ok()?.checked_sub(1)?;
                 let &(value, binary) = params.as_ref()?.get(i)?;
                 let declared = stmt.param_types.get(i).copied().unwrap_or(0);
-                rowkey::bound_value(value?, binary, declared, column_type, utf8)
+                Some((value?, binary, declared))
             }
             KeySource::Lifted(_) => None,
-        });
+        };
+        let deps = self.deps_of(
+            &catalog,
+            &ctx,
+            &shape,
+            |part, column_type| {
+                let (value, binary, declared) = param(part)?;
+                rowkey::bound_value(value, binary, declared, column_type, utf8)
+            },
+            |part, column_type| {
+                let (value, binary, declared) = param(part)?;
+                rowkey::bound_array(value, binary, declared, column_type, utf8)
+            },
+        );
         self.watch_miss(&catalog, &shape, &stmt.sql, deps);
         Some(false)
     }
@@ -1540,6 +1564,7 @@ impl SessionCache {
         ctx: &Ctx,
         shape: &sql::Shape,
         value: impl Fn(KeySource, Oid) -> Option<KeyPart>,
+        array: impl Fn(KeySource, Oid) -> Option<Vec<KeyPart>>,
     ) -> Option<(Vec<Depend>, Vec<Lookup>)> {
         let generation = catalog.snapshot.generation();
         let spec = match self.rt.dependencies.get(&(shape.fingerprint, generation)) {
@@ -1562,16 +1587,23 @@ impl SessionCache {
         let mut named = Vec::with_capacity(spec.len());
         // One dependency per listed value, or the whole table.
         let listed =
-            |table: Oid, sources: &[KeySource], depend: &dyn Fn(KeySource) -> Option<Depend>| {
-                (sources.len() <= MAX_LISTED)
-                    .then(|| {
-                        sources
-                            .iter()
-                            .map(|&s| depend(s))
-                            .collect::<Option<Vec<_>>>()
-                    })
-                    .flatten()
-                    .unwrap_or_else(|| vec![Depend::Table(table)])
+            |table: Oid, list: &List, type_oid: Oid, depend: &dyn Fn(KeyPart) -> Depend| {
+                let values = match list {
+                    List::Each(sources) => sources
+                        .iter()
+                        .map(|&s| value(s, type_oid))
+                        .collect::<Option<Vec<KeyPart>>>(),
+                    List::Array(source) => array(*source, type_oid),
+                };
+                match values {
+                    // No value (`= ANY('{}')`): no row can be read; changes
+                    // that name no row still count.
+                    Some(values) if values.is_empty() => vec![Depend::Coarse(table)],
+                    Some(values) if values.len() <= MAX_LISTED => {
+                        values.into_iter().map(depend).collect()
+                    }
+                    _ => vec![Depend::Table(table)],
+                }
             };
         for d in spec.iter() {
             match d {
@@ -1601,23 +1633,20 @@ impl SessionCache {
                 ),
                 Dependency::Rows {
                     table,
-                    sources,
+                    list,
                     type_oid,
-                } => named.extend(listed(*table, sources, &|source| {
-                    let key = [value(source, *type_oid)?];
-                    Some(Depend::Row(*table, crate::cache::row_hash(*table, &key)))
+                } => named.extend(listed(*table, list, *type_oid, &|key| {
+                    Depend::Row(*table, crate::cache::row_hash(*table, &[key]))
                 })),
                 Dependency::Values {
                     table,
                     column,
-                    sources,
+                    list,
                     type_oid,
                 } => {
                     let any = crate::cache::any_value_hash(*table, column);
-                    named.extend(listed(*table, sources, &|source| {
-                        let v = value(source, *type_oid)?;
-                        let hash = crate::cache::value_hash(*table, column, &v);
-                        Some(Depend::Value(*table, hash, any))
+                    named.extend(listed(*table, list, *type_oid, &|v| {
+                        Depend::Value(*table, crate::cache::value_hash(*table, column, &v), any)
                     }));
                 }
                 Dependency::Lookup {

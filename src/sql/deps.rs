@@ -16,8 +16,8 @@
 //!   on the one row the lookup of those columns names
 //!   ([`Dependency::Lookup`]: the proxy reads `a.author_id` after the
 //!   capture);
-//! - `key IN ($1, $2)` (or a column equal to one in such a list): the rows
-//!   with those keys, or with those values;
+//! - `key IN ($1, $2)` or `key = ANY($1)` (or a column equal to one in
+//!   such a list): the rows with those keys, or with those values;
 //! - a table none of whose key-like columns is tied to a parameter depends
 //!   on every change to it.
 //!
@@ -48,6 +48,15 @@ pub enum KeySource {
     Client(u32),
 }
 
+/// The values of `column IN (…)` or `column = ANY(…)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum List {
+    /// One value each (`IN ($1, $2)`).
+    Each(Vec<KeySource>),
+    /// The elements of one array value (`= ANY($1)`).
+    Array(KeySource),
+}
+
 /// What one `FROM` table of a statement depends on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Dependency {
@@ -68,17 +77,17 @@ pub enum Dependency {
         type_oid: Oid,
     },
     /// The rows whose single-column primary key (of type `type_oid`) is
-    /// one of the values (`key IN ($1, $2, …)`).
+    /// one of the values (`key IN ($1, $2, …)`, `key = ANY($1)`).
     Rows {
         table: Oid,
-        sources: Vec<KeySource>,
+        list: List,
         type_oid: Oid,
     },
     /// Rows whose column `column` is one of the values.
     Values {
         table: Oid,
         column: String,
-        sources: Vec<KeySource>,
+        list: List,
         type_oid: Oid,
     },
     /// The row of `table` (integer primary key, default replica identity)
@@ -164,8 +173,20 @@ pub fn dependencies<'t>(
         }
     };
     let mut pairs: Vec<(Node, Node)> = Vec::new();
-    let mut lists: Vec<(Node, Vec<u32>)> = Vec::new();
+    let mut lists: Vec<(Node, Listed)> = Vec::new();
     for c in conjuncts {
+        if let Expr::AnyAll {
+            left,
+            op,
+            right,
+            all: false,
+        } = c
+            && is_builtin_equals(op)
+            && let (Some(column @ Node::Column(..)), Expr::Param(n)) = (node(left), &**right)
+        {
+            lists.push((column, Listed::Array(*n)));
+            continue;
+        }
         if let Expr::InList {
             expr,
             list,
@@ -182,7 +203,7 @@ pub fn dependencies<'t>(
             if let (Some(column @ Node::Column(..)), Some(params)) = (node(expr), params)
                 && !params.is_empty()
             {
-                lists.push((column, params));
+                lists.push((column, Listed::Params(params)));
             }
             continue;
         }
@@ -209,8 +230,10 @@ pub fn dependencies<'t>(
             *typed_by_column.entry(*n).or_default() += 1;
         }
     }
-    for n in lists.iter().flat_map(|(_, params)| params) {
-        *typed_by_column.entry(*n).or_default() += 1;
+    for (_, listed) in &lists {
+        for n in listed.params() {
+            *typed_by_column.entry(n).or_default() += 1;
+        }
     }
     let usable = |n: u32| n > shape.client_params || typed_by_column.get(&n) == uses.get(&n);
     // Classes of equal integer columns, and the value each is bound to.
@@ -232,12 +255,17 @@ pub fn dependencies<'t>(
         }
     };
     // The list a column (or any column equal to it) is in.
-    let listed = |column: Node| -> Option<Vec<KeySource>> {
+    let listed = |column: Node| -> Option<List> {
         let root = classes.find(column);
-        let (_, params) = lists
+        let (_, listed) = lists
             .iter()
-            .find(|(c, params)| classes.find(*c) == root && params.iter().all(|&n| usable(n)))?;
-        params.iter().map(|&n| source(n)).collect()
+            .find(|(c, listed)| classes.find(*c) == root && listed.params().all(usable))?;
+        Some(match listed {
+            Listed::Params(params) => {
+                List::Each(params.iter().map(|&n| source(n)).collect::<Option<_>>()?)
+            }
+            Listed::Array(n) => List::Array(source(*n)?),
+        })
     };
     let mut narrowed = false;
     let mut out = Vec::with_capacity(instances.len());
@@ -266,7 +294,7 @@ pub fn dependencies<'t>(
                 };
                 Some(Dependency::Rows {
                     table: table.oid,
-                    sources: listed(Node::Column(i, column.attnum))?,
+                    list: listed(Node::Column(i, column.attnum))?,
                     type_oid: column.type_oid,
                 })
             })
@@ -278,7 +306,7 @@ pub fn dependencies<'t>(
                     Some(Dependency::Values {
                         table: table.oid,
                         column: c.name.clone(),
-                        sources: listed(Node::Column(i, c.attnum))?,
+                        list: listed(Node::Column(i, c.attnum))?,
                         type_oid: c.type_oid,
                     })
                 })
@@ -460,6 +488,22 @@ fn resolve<'t>(
         }
     }
     found
+}
+
+/// The parameters of a list, as the statement has them.
+enum Listed {
+    Params(Vec<u32>),
+    Array(u32),
+}
+
+impl Listed {
+    fn params(&self) -> impl Iterator<Item = u32> + '_ {
+        let (many, one) = match self {
+            Listed::Params(p) => (p.as_slice(), None),
+            Listed::Array(n) => (&[][..], Some(*n)),
+        };
+        many.iter().copied().chain(one)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

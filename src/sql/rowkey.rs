@@ -135,6 +135,165 @@ pub fn stream_value(kind: KeyKind, text: &[u8]) -> Option<KeyPart> {
     }
 }
 
+/// The key values of an array parameter (`column = ANY($n)`), as the Bind
+/// message carries it: text (`{1,2,3}`) or binary, one dimension. `None`
+/// for anything else (the caller then depends on the whole table); NULL
+/// elements match no row and are left out.
+pub fn bound_array(
+    bytes: &[u8],
+    binary: bool,
+    declared: u32,
+    column_type: Oid,
+    utf8: bool,
+) -> Option<Vec<KeyPart>> {
+    let kind = key_kind(column_type)?;
+    let declared_ok = declared == 0
+        || match kind {
+            KeyKind::Int => [1005, 1007, 1016].contains(&declared),
+            KeyKind::Uuid => declared == 2951,
+            KeyKind::Text => [1009, 1015].contains(&declared),
+        };
+    if !declared_ok || (kind == KeyKind::Text && !utf8) {
+        return None;
+    }
+    if !binary {
+        return text_array(bytes, kind);
+    }
+    // ndim, has-null flag, element type, (size, lower bound) per dimension,
+    // then each element: length (-1: NULL) and bytes.
+    let int = |at: usize| -> Option<i32> {
+        Some(i32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+    };
+    let elem = u32::try_from(int(8)?).ok()?;
+    let size = match int(0)? {
+        1 => usize::try_from(int(12)?).ok()?,
+        _ => return None,
+    };
+    if size > MAX_ARRAY {
+        return None;
+    }
+    let mut at = 20;
+    let mut out = Vec::with_capacity(size);
+    for _ in 0..size {
+        let len = int(at)?;
+        at += 4;
+        if len < 0 {
+            continue;
+        }
+        let len = usize::try_from(len).ok()?;
+        let value = bytes.get(at..at + len)?;
+        at += len;
+        let part = match (kind, elem, value.len()) {
+            (KeyKind::Int, 21, 2) => {
+                KeyPart::Int(i64::from(i16::from_be_bytes([value[0], value[1]])))
+            }
+            (KeyKind::Int, 23, 4) => {
+                KeyPart::Int(i64::from(i32::from_be_bytes(value.try_into().ok()?)))
+            }
+            (KeyKind::Int, 20, 8) => KeyPart::Int(i64::from_be_bytes(value.try_into().ok()?)),
+            (KeyKind::Uuid, 2950, 16) | (KeyKind::Text, 25 | 1043, _) => self::bytes(value),
+            _ => return None,
+        };
+        out.push(part);
+    }
+    (at == bytes.len()).then_some(out)
+}
+
+/// The key values of a lifted array literal (`column = ANY('{1,2}')`).
+pub fn lifted_array(value: &ParamValue, kind: KeyKind, utf8: bool) -> Option<Vec<KeyPart>> {
+    match value {
+        ParamValue::Text(s) if kind != KeyKind::Text || utf8 => text_array(s.as_bytes(), kind),
+        _ => None,
+    }
+}
+
+/// Most elements read from one array parameter.
+const MAX_ARRAY: usize = 64;
+
+/// A one-dimensional array literal as `array_in` reads it, for element
+/// kinds whose delimiter is `,`: `{a,"b c",NULL}`; elements optionally
+/// quoted, a backslash takes the next character as is, whitespace around
+/// unquoted elements ignored, an unquoted `NULL` is NULL (left out). `None`
+/// for dimensions, nesting or anything unusual.
+fn text_array(text: &[u8], kind: KeyKind) -> Option<Vec<KeyPart>> {
+    let space = |c: u8| matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c);
+    let trimmed = text.trim_ascii_start();
+    let mut rest = trimmed.strip_prefix(b"{")?;
+    let mut out = Vec::new();
+    if rest.trim_ascii_start().starts_with(b"}") {
+        rest = &rest.trim_ascii_start()[1..];
+        return rest.iter().all(|&c| space(c)).then_some(out);
+    }
+    loop {
+        while rest.first().is_some_and(|&c| space(c)) {
+            rest = &rest[1..];
+        }
+        let mut element = Vec::new();
+        let quoted = rest.first() == Some(&b'"');
+        if quoted {
+            rest = &rest[1..];
+            loop {
+                match *rest.first()? {
+                    b'"' => {
+                        rest = &rest[1..];
+                        break;
+                    }
+                    b'\\' => {
+                        element.push(*rest.get(1)?);
+                        rest = &rest[2..];
+                    }
+                    c => {
+                        element.push(c);
+                        rest = &rest[1..];
+                    }
+                }
+            }
+            while rest.first().is_some_and(|&c| space(c)) {
+                rest = &rest[1..];
+            }
+        } else {
+            loop {
+                match *rest.first()? {
+                    b',' | b'}' => break,
+                    b'{' | b'"' | b'\\' => return None,
+                    c => {
+                        element.push(c);
+                        rest = &rest[1..];
+                    }
+                }
+            }
+            while element.last().is_some_and(|&c| space(c)) {
+                element.pop();
+            }
+            if element.is_empty() {
+                return None;
+            }
+        }
+        if quoted || !element.eq_ignore_ascii_case(b"NULL") {
+            if out.len() == MAX_ARRAY {
+                return None;
+            }
+            let part = match kind {
+                KeyKind::Int => {
+                    KeyPart::Int(std::str::from_utf8(&element).ok()?.trim().parse().ok()?)
+                }
+                KeyKind::Uuid => uuid(&element)?,
+                KeyKind::Text => bytes(&element),
+            };
+            out.push(part);
+        }
+        match *rest.first()? {
+            b',' => rest = &rest[1..],
+            b'}' => {
+                rest = &rest[1..];
+                break;
+            }
+            _ => return None,
+        }
+    }
+    rest.iter().all(|&c| space(c)).then_some(out)
+}
+
 fn bytes(b: &[u8]) -> KeyPart {
     KeyPart::Bytes(Box::from(b))
 }
@@ -336,6 +495,61 @@ mod tests {
                 true
             ),
             b(&u)
+        );
+        // Arrays: text and binary, NULL elements left out.
+        let ints = |v: &[i64]| Some(v.iter().map(|&i| KeyPart::Int(i)).collect::<Vec<_>>());
+        assert_eq!(
+            bound_array(b"{1, 2 ,\"3\",NULL}", false, 0, Oid(23), true),
+            ints(&[1, 2, 3])
+        );
+        assert_eq!(bound_array(b" { } ", false, 0, Oid(23), true), ints(&[]));
+        for bad in [
+            &b"{{1,2}}"[..],
+            b"[1:2]={1,2}",
+            b"{1,2",
+            b"{1,,2}",
+            b"{1,2}x",
+            b"{a\\b}",
+            b"{1 2}",
+        ] {
+            assert_eq!(bound_array(bad, false, 0, Oid(23), true), None, "{bad:?}");
+        }
+        assert_eq!(
+            bound_array(b"{\"a b\", c ,\"q\\\"\"}", false, 0, Oid(25), true),
+            Some(vec![
+                KeyPart::Bytes(Box::from(&b"a b"[..])),
+                KeyPart::Bytes(Box::from(&b"c"[..])),
+                KeyPart::Bytes(Box::from(&b"q\""[..])),
+            ])
+        );
+        assert_eq!(bound_array(b"{a}", false, 0, Oid(25), false), None);
+        assert_eq!(bound_array(b"{1}", false, 1009, Oid(23), true), None);
+        // Binary int4[] {7, NULL, -1}.
+        let mut bin = Vec::new();
+        for v in [1i32, 1, 23, 3, 1] {
+            bin.extend_from_slice(&v.to_be_bytes());
+        }
+        for e in [Some(7i32), None, Some(-1)] {
+            match e {
+                Some(v) => {
+                    bin.extend_from_slice(&4i32.to_be_bytes());
+                    bin.extend_from_slice(&v.to_be_bytes());
+                }
+                None => bin.extend_from_slice(&(-1i32).to_be_bytes()),
+            }
+        }
+        assert_eq!(bound_array(&bin, true, 0, Oid(23), true), ints(&[7, -1]));
+        assert_eq!(bound_array(&bin, true, 1007, Oid(20), true), ints(&[7, -1]));
+        assert_eq!(
+            bound_array(&bin[..bin.len() - 1], true, 0, Oid(23), true),
+            None
+        );
+        let mut wrong = bin.clone();
+        wrong[11] = 20; // int8 elements of 4 bytes
+        assert_eq!(bound_array(&wrong, true, 0, Oid(23), true), None);
+        assert_eq!(
+            lifted_array(&ParamValue::Text("{4,5}".into()), KeyKind::Int, true),
+            ints(&[4, 5])
         );
         // Kinds and collations.
         assert_eq!(key_kind(Oid(1043)), Some(KeyKind::Text));

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::catalog::Oid;
-use crate::sql::deps::{Dependency, KeySource, dependencies};
+use crate::sql::deps::{Dependency, KeySource, List, dependencies};
 
 fn deps(fx: &Fx, sql: &str) -> Option<Vec<Dependency>> {
     let c = cacheable(fx, sql);
@@ -252,7 +252,7 @@ fn in_lists_name_each_row_or_value() {
     let fx = Fx::new();
     let rows = |sources: Vec<KeySource>| Dependency::Rows {
         table: oid(&fx, "users"),
-        sources,
+        list: List::Each(sources),
         type_oid: Oid(INT8),
     };
     assert_eq!(
@@ -273,13 +273,13 @@ fn in_lists_name_each_row_or_value() {
         Some(vec![
             Dependency::Rows {
                 table: oid(&fx, "blog_post"),
-                sources: vec![KeySource::Client(1), KeySource::Client(2)],
+                list: List::Each(vec![KeySource::Client(1), KeySource::Client(2)]),
                 type_oid: Oid(INT8),
             },
             Dependency::Values {
                 table: oid(&fx, "blog_comment"),
                 column: "post_id".to_owned(),
-                sources: vec![KeySource::Client(1), KeySource::Client(2)],
+                list: List::Each(vec![KeySource::Client(1), KeySource::Client(2)]),
                 type_oid: Oid(INT8),
             },
         ])
@@ -303,6 +303,38 @@ fn in_lists_name_each_row_or_value() {
         "SELECT name FROM users WHERE id IN ($1, $2 + 1)",
         "SELECT name FROM users WHERE id IN ($1, $2) AND sign_in_count < $2",
         "SELECT name FROM users WHERE id IN ($1, $2) OR id = 7",
+    ] {
+        assert_eq!(deps(&fx, sql), None, "{sql}");
+    }
+}
+
+#[test]
+fn any_of_an_array_parameter_names_each_element() {
+    let fx = Fx::new();
+    assert_eq!(
+        deps(&fx, "SELECT name FROM users WHERE id = ANY($1)"),
+        Some(vec![Dependency::Rows {
+            table: oid(&fx, "users"),
+            list: List::Array(KeySource::Client(1)),
+            type_oid: Oid(INT8),
+        }])
+    );
+    assert_eq!(
+        deps(
+            &fx,
+            "SELECT id FROM users WHERE email = ANY($1) ORDER BY id"
+        ),
+        Some(vec![Dependency::Values {
+            table: oid(&fx, "users"),
+            column: "email".to_owned(),
+            list: List::Array(KeySource::Client(1)),
+            type_oid: Oid(VARCHAR),
+        }])
+    );
+    for sql in [
+        "SELECT name FROM users WHERE id = ALL($1)",
+        "SELECT name FROM users WHERE id <> ANY($1)",
+        "SELECT name FROM users WHERE id = ANY($1) AND cardinality($1) > 2",
     ] {
         assert_eq!(deps(&fx, sql), None, "{sql}");
     }
