@@ -727,6 +727,53 @@ async fn uuid_and_text_keys_name_their_rows() {
     }
 }
 
+/// In a database whose encoding is not UTF-8, the stream's UTF-8 text is a
+/// conversion of the stored text that need not give back the bytes a
+/// client sent (EUC_JP stores U+00A6 as it stores U+FFE4, and gives back
+/// U+FFE4): text keys are not used there, and an entry read by one follows
+/// every change to its table. (Found by review; stale before.)
+#[tokio::test]
+async fn text_keys_in_a_database_not_in_utf8() {
+    let admin = connect_direct("cdc_euc_jp_setup").await;
+    admin
+        .batch_execute("DROP DATABASE IF EXISTS cdc_euc_jp")
+        .await
+        .unwrap();
+    admin
+        .batch_execute(
+            "CREATE DATABASE cdc_euc_jp ENCODING 'EUC_JP' LC_COLLATE 'C' LC_CTYPE 'C' \
+             TEMPLATE template0",
+        )
+        .await
+        .unwrap();
+    let mut cfg = crate::support::pg_config(crate::support::origin().addr(), "cdc_euc_jp_writer");
+    cfg.dbname("cdc_euc_jp");
+    let direct = crate::support::connect(&cfg).await.unwrap();
+    direct
+        .batch_execute(
+            "CREATE TABLE ej (k text PRIMARY KEY, v text); \
+             INSERT INTO ej VALUES ('\u{a6}', 'one')",
+        )
+        .await
+        .unwrap();
+    let proxy = Proxy::start_streaming(|c| c.origin.database = "cdc_euc_jp".into()).await;
+    let mut pcfg = proxy.pg_config("cdc_euc_jp");
+    pcfg.dbname("cdc_euc_jp");
+    let client = crate::support::connect(&pcfg).await.unwrap();
+    let sql = "SELECT v FROM ej WHERE k = '\u{a6}'";
+    assert_eq!(warm(&proxy, &client, sql).await, one("one"));
+    direct
+        .batch_execute("UPDATE ej SET v = 'two'")
+        .await
+        .unwrap();
+    caught_up(&proxy, &direct).await;
+    assert_eq!(
+        col(&client, sql).await,
+        one("two"),
+        "stale answer from the cache"
+    );
+}
+
 /// `IN` lists and `= ANY($1)` name each row (by key) or value they read: such entries
 /// survive changes to other rows and follow changes to theirs.
 #[tokio::test]

@@ -607,6 +607,9 @@ pub(crate) struct SessionCache {
     /// by ParameterStatus: how the origin reads a Parse's text.
     reported_scs: Option<Vec<u8>>,
     reported_encoding: Option<Vec<u8>>,
+    /// `server_encoding` as reported at startup: text keys need UTF-8 on
+    /// both sides of the origin's conversions (ADR 014).
+    server_encoding: Option<Vec<u8>>,
     key: Vec<u8>,
     /// Hit lookups so far (for sampling their latency).
     hits_seen: u32,
@@ -663,6 +666,7 @@ impl SessionCache {
             probe_epoch: 0,
             reported_scs: None,
             reported_encoding: None,
+            server_encoding: None,
             key: Vec::new(),
             hits_seen: 0,
             verdicts: HashMap::new(),
@@ -874,12 +878,17 @@ impl SessionCache {
     /// U+FFFD, so such names resolve to nothing and are not cached, while
     /// keys keep the raw bytes. In SJIS, BIG5, GBK, UHC, GB18030 and JOHAB a
     /// backslash or quote byte can be half of a character: not analyzed.
-    /// The session's text is UTF-8 (as the change stream's is): text key
-    /// values compare byte for byte with the stream's.
+    /// The session's text and the database's are UTF-8 (the change
+    /// stream's is): text key values compare byte for byte with the
+    /// stream's. With another database encoding, text goes through a
+    /// conversion that need not be one-to-one (EUC_JP stores U+00A6 and
+    /// U+FFE4 alike and gives back U+FFE4).
     fn utf8(&self) -> bool {
-        self.reported_encoding
-            .as_deref()
-            .is_some_and(|e| e.eq_ignore_ascii_case(b"UTF8"))
+        let utf8 = |e: &Option<Vec<u8>>| {
+            e.as_deref()
+                .is_some_and(|e| e.eq_ignore_ascii_case(b"UTF8"))
+        };
+        utf8(&self.reported_encoding) && utf8(&self.server_encoding)
     }
 
     fn decode<'a>(&self, raw: &'a [u8]) -> Option<std::borrow::Cow<'a, str>> {
@@ -1786,6 +1795,7 @@ impl SessionCache {
                     match name {
                         b"standard_conforming_strings" => self.reported_scs = Some(value.to_vec()),
                         b"client_encoding" => self.reported_encoding = Some(value.to_vec()),
+                        b"server_encoding" => self.server_encoding = Some(value.to_vec()),
                         _ => {}
                     }
                 }
