@@ -909,6 +909,145 @@ async fn in_lists_follow_their_rows() {
     }
 }
 
+/// An entry reading rows by a column value whose result outputs the
+/// table's key (`SELECT * FROM comments WHERE post_id = $1`, as ORMs load
+/// associations) depends on the rows it read, not on every update or
+/// delete of the table (whose old values the default replica identity does
+/// not send): other rows' changes keep it, its rows' changes and rows
+/// moving in reach it.
+#[tokio::test]
+async fn value_entries_follow_the_rows_they_read() {
+    setup(
+        "DROP TABLE IF EXISTS cdc_comments; \
+         CREATE TABLE cdc_comments (id int8 PRIMARY KEY, post_id int, body text); \
+         INSERT INTO cdc_comments SELECT g, g % 5, 'c' || g FROM generate_series(1, 40) g",
+    )
+    .await;
+    let proxy = Proxy::start_streaming(|_| {}).await;
+    let client = proxy.connect("cdc_comments").await;
+    let direct = connect_direct("cdc_comments_writer").await;
+    let simple_sql = "SELECT body, id FROM cdc_comments WHERE post_id = 1 ORDER BY id LIMIT 3";
+    let prepared = client
+        .prepare("SELECT * FROM cdc_comments WHERE post_id = $1 ORDER BY id")
+        .await
+        .unwrap();
+    let read_post = |post: i32| {
+        let client = &client;
+        let prepared = &prepared;
+        async move {
+            client
+                .query(prepared, &[&post])
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get::<_, i64>(0))
+                .collect::<Vec<_>>()
+        }
+    };
+    // Read post 2 until the read is a hit.
+    let warm_post = || async {
+        let deadline = tokio::time::Instant::now() + CONVERGE;
+        loop {
+            let before = proxy.metrics.cache_hits.get();
+            read_post(2).await;
+            if proxy.metrics.cache_hits.get() > before {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "post 2 never a hit");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        warm(&proxy, &client, simple_sql).await;
+        warm_post().await;
+        let loads = proxy.metrics.cache_catalog_loads.get();
+        // Comments of posts 3 and 4 change, one is deleted, one is added to
+        // post 0: not rows the entries read, not their values.
+        direct
+            .batch_execute(&format!(
+                "UPDATE cdc_comments SET body = 'x{attempt}' WHERE id = 3; \
+                 UPDATE cdc_comments SET post_id = 0 WHERE id = 4; \
+                 DELETE FROM cdc_comments WHERE id = 8; \
+                 INSERT INTO cdc_comments VALUES (100 + {attempt}, 0, 'new')"
+            ))
+            .await
+            .unwrap();
+        caught_up(&proxy, &direct).await;
+        let hits = proxy.metrics.cache_hits.get();
+        assert_eq!(
+            col(&client, simple_sql).await,
+            ["c1", "c6", "c11"].map(|b| Some(b.to_owned())).to_vec()
+        );
+        assert_eq!(read_post(2).await, vec![2, 7, 12, 17, 22, 27, 32, 37]);
+        let served = proxy.metrics.cache_hits.get() - hits;
+        if served == 2 {
+            break;
+        }
+        assert!(attempt < 5, "only {served} of 2 served, {attempt} times");
+        let metrics = Arc::clone(&proxy.metrics);
+        eventually(
+            Duration::from_secs(5),
+            "a catalog reload explaining an entry not served",
+            move || {
+                let m = Arc::clone(&metrics);
+                async move { m.cache_catalog_loads.get() != loads }
+            },
+        )
+        .await;
+    }
+    // A comment the entries read changes; one moves away; one moves in.
+    direct
+        .batch_execute("UPDATE cdc_comments SET body = 'changed' WHERE id = 6")
+        .await
+        .unwrap();
+    converges(
+        &client,
+        simple_sql,
+        ["c1", "changed", "c11"]
+            .map(|b| Some(b.to_owned()))
+            .to_vec(),
+    )
+    .await;
+    let until = |want: Vec<i64>| {
+        let read_post = &read_post;
+        async move {
+            let deadline = tokio::time::Instant::now() + CONVERGE;
+            loop {
+                let got = read_post(2).await;
+                if got == want {
+                    return;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "post 2: {got:?}, want {want:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    };
+    // A hit again, then a change to one of its rows only.
+    warm_post().await;
+    direct
+        .batch_execute("UPDATE cdc_comments SET post_id = 3 WHERE id = 12")
+        .await
+        .unwrap();
+    until(vec![2, 7, 17, 22, 27, 32, 37]).await;
+    warm_post().await;
+    direct
+        .batch_execute("UPDATE cdc_comments SET post_id = 2 WHERE id = 13")
+        .await
+        .unwrap();
+    until(vec![2, 7, 13, 17, 22, 27, 32, 37]).await;
+    warm_post().await;
+    direct
+        .batch_execute("DELETE FROM cdc_comments WHERE id = 37")
+        .await
+        .unwrap();
+    until(vec![2, 7, 13, 17, 22, 27, 32]).await;
+}
+
 /// Outer joins are cached with a dependency on every change to each of
 /// their tables: a row appearing or vanishing on the nullable side, even
 /// for a statement that reads one row of the other side by key, reaches

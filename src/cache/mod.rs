@@ -124,6 +124,10 @@ pub enum Depend {
     /// Only changes to the table that name no row (no row of it can be
     /// read).
     Coarse(Oid),
+    /// Rows with this [`value_hash`], and changes to the table that name no
+    /// row; not the column's unknown old values: the rows the entry read
+    /// are [`Depend::Row`]s beside it ([`ResultCache::narrow_members`]).
+    Exact(Oid, u64),
 }
 
 /// A cache key: the request in a canonical byte form (see the session layer)
@@ -281,22 +285,24 @@ impl Generations {
 
     /// Depends on what `deps` name.
     fn current_deps(&self, deps: &[Depend]) -> Dependencies {
-        let mut slots = Vec::with_capacity(3 * deps.len());
-        for d in deps {
-            match *d {
-                Depend::Table(t) => slots.push(Self::slot(t)),
-                Depend::Row(t, row) => {
-                    slots.extend([COARSE_BASE + Self::slot(t), Self::row_slot(row)]);
-                }
-                Depend::Value(t, value, any) => slots.extend([
-                    COARSE_BASE + Self::slot(t),
-                    Self::row_slot(value),
-                    Self::row_slot(any),
-                ]),
-                Depend::Coarse(t) => slots.push(COARSE_BASE + Self::slot(t)),
+        self.depend(deps.iter().flat_map(Self::slots_of))
+    }
+
+    /// The generation slots `d` reads.
+    fn slots_of(d: &Depend) -> impl Iterator<Item = usize> {
+        let (a, b, c) = match *d {
+            Depend::Table(t) => (Self::slot(t), None, None),
+            Depend::Row(t, row) | Depend::Exact(t, row) => {
+                (COARSE_BASE + Self::slot(t), Some(Self::row_slot(row)), None)
             }
-        }
-        self.depend(slots.into_iter())
+            Depend::Value(t, value, any) => (
+                COARSE_BASE + Self::slot(t),
+                Some(Self::row_slot(value)),
+                Some(Self::row_slot(any)),
+            ),
+            Depend::Coarse(t) => (COARSE_BASE + Self::slot(t), None, None),
+        };
+        [Some(a), b, c].into_iter().flatten()
     }
 
     fn bump(&self, slot: usize) {
@@ -630,6 +636,14 @@ impl ResultCache {
             return None;
         }
         drop(populating);
+        // The tables' generations before any other (see `narrow_members`).
+        let started = tables
+            .iter()
+            .map(|&t| {
+                let s = Generations::slot(t);
+                (s, self.generations.slots[s].load(Ordering::Acquire))
+            })
+            .collect();
         let (generations, depends) = match deps {
             Some(deps) => (self.generations.current_deps(deps), deps.to_vec()),
             None => (
@@ -641,6 +655,7 @@ impl ResultCache {
             key,
             deps: generations,
             depends,
+            started,
         })
     }
 
@@ -824,6 +839,8 @@ pub struct Capture {
     deps: Dependencies,
     /// What the generations stand for.
     depends: Vec<Depend>,
+    /// Each table's generation slot as it was before the others were read.
+    started: Vec<(usize, u64)>,
 }
 
 impl Capture {
@@ -891,6 +908,79 @@ impl ResultCache {
                 };
             }
         }
+        true
+    }
+
+    /// Narrow a capture's dependencies on rows of `table` by column value
+    /// (`Depend::Value` with the column's unknown-old-value hash `any`) to
+    /// those values and the rows the capture read (`rows`: their
+    /// [`row_hash`]es, from its result): an update or delete whose old value
+    /// the stream does not carry then drops the entry only when it changes
+    /// one of those rows. Sound when every row of `table` that could be in
+    /// the result and was changed is either one of `rows` (it was in the
+    /// result) or has one of the values now (named by the stream): the
+    /// caller's statement has no `OFFSET` and outputs the table's key.
+    ///
+    /// Done only when no change to `table` was applied since the capture
+    /// began: the rows' generations are read first, then the table's,
+    /// which a change bumps before its rows. Returns whether it narrowed.
+    pub fn narrow_members(
+        &self,
+        capture: &mut Capture,
+        table: Oid,
+        any: u64,
+        rows: &[u64],
+    ) -> bool {
+        let slot = Generations::slot(table);
+        let Some(&(_, started)) = capture.started.iter().find(|&&(s, _)| s == slot) else {
+            return false;
+        };
+        let members: Vec<(usize, u64)> = rows
+            .iter()
+            .map(|&r| {
+                let s = Generations::row_slot(r);
+                (s, self.generations.slots[s].load(Ordering::Acquire))
+            })
+            .collect();
+        if self.generations.slots[slot].load(Ordering::Acquire) != started {
+            return false;
+        }
+        let mut replaced = false;
+        for d in &mut capture.depends {
+            if let Depend::Value(t, value, a) = *d
+                && t == table
+                && a == any
+            {
+                *d = Depend::Exact(t, value);
+                replaced = true;
+            }
+        }
+        if !replaced {
+            return false;
+        }
+        // The unknown-value slot goes unless another dependency reads it.
+        let any_slot = Generations::row_slot(any);
+        let kept = capture
+            .depends
+            .iter()
+            .any(|d| Generations::slots_of(d).any(|s| s == any_slot));
+        let mut slots: Vec<(usize, u64)> = capture
+            .deps
+            .tables
+            .iter()
+            .copied()
+            .filter(|&(s, _)| kept || s != any_slot)
+            .collect();
+        for (s, g) in members {
+            if !slots.iter().any(|&(have, _)| have == s) {
+                slots.push((s, g));
+            }
+        }
+        slots.sort_unstable();
+        capture.deps.tables = slots.into_boxed_slice();
+        capture
+            .depends
+            .extend(rows.iter().map(|&r| Depend::Row(table, r)));
         true
     }
 }

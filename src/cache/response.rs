@@ -208,6 +208,43 @@ pub fn parse_reply(reply: &[u8]) -> Result<CapturedResult, Rejected> {
     ))
 }
 
+/// For each `DataRow` in `rows` (as [`CapturedResult::rows`] holds them),
+/// the fields at `positions` (`None` for NULL). `None` when a row is
+/// malformed or has no such field.
+pub fn fields_at<'a>(rows: &'a [u8], positions: &[usize]) -> Option<Vec<Vec<Option<&'a [u8]>>>> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < rows.len() {
+        let (tag, len) = message_at(rows, pos)?;
+        if tag != b'D' {
+            return None;
+        }
+        let msg = &rows[pos + 5..pos + len];
+        let count = usize::from(u16::from_be_bytes([*msg.first()?, *msg.get(1)?]));
+        let mut fields = Vec::with_capacity(count);
+        let mut at = 2;
+        for _ in 0..count {
+            let flen = i32::from_be_bytes(msg.get(at..at + 4)?.try_into().ok()?);
+            at += 4;
+            if flen < 0 {
+                fields.push(None);
+            } else {
+                let flen = usize::try_from(flen).ok()?;
+                fields.push(Some(msg.get(at..at + flen)?));
+                at += flen;
+            }
+        }
+        out.push(
+            positions
+                .iter()
+                .map(|&p| fields.get(p).copied())
+                .collect::<Option<Vec<_>>>()?,
+        );
+        pos += len;
+    }
+    Some(out)
+}
+
 /// The type byte and total length of the message at `pos`, if it is whole.
 fn message_at(buf: &[u8], pos: usize) -> Option<(u8, usize)> {
     let tag = *buf.get(pos)?;
@@ -358,6 +395,18 @@ mod tests {
         no_rd.extend(msg(b'C', b"SELECT 0\0"));
         no_rd.extend_from_slice(READY_IDLE);
         assert!(parse_reply(&no_rd).is_err());
+    }
+
+    #[test]
+    fn fields_of_rows() {
+        let mut rows = msg(b'D', &[0, 2, 0, 0, 0, 1, b'7', 0xff, 0xff, 0xff, 0xff]);
+        rows.extend(msg(b'D', &[0, 2, 0, 0, 0, 2, b'1', b'2', 0, 0, 0, 1, b'x']));
+        let got = fields_at(&rows, &[0, 1]).unwrap();
+        assert_eq!(got[0], vec![Some(&b"7"[..]), None]);
+        assert_eq!(got[1], vec![Some(&b"12"[..]), Some(&b"x"[..])]);
+        assert_eq!(fields_at(&rows, &[2]), None);
+        assert_eq!(fields_at(&rows[..rows.len() - 1], &[0]), None);
+        assert_eq!(fields_at(&[], &[0]), Some(vec![]));
     }
 
     #[test]

@@ -425,3 +425,72 @@ fn a_lookup_narrows_a_table_dependency_to_one_row() {
     assert!(!cache.narrow(&mut capture, users, Some(int_row(users, &[5]))));
     cache.abandon_capture(capture);
 }
+
+#[test]
+fn a_result_narrows_value_dependencies_to_the_rows_it_read() {
+    let cache = ResultCache::new(limits(1 << 20));
+    let (comments, posts) = (Oid(200), Oid(201));
+    let any = any_value_hash(comments, "post_id");
+    let deps = [
+        Depend::Value(comments, int_value(comments, "post_id", 7), any),
+        Depend::Row(posts, int_row(posts, &[7])),
+    ];
+    let begin = |key: &[u8]| {
+        cache
+            .begin_capture(key, &[comments, posts], Some(&deps))
+            .unwrap()
+    };
+    let members = [int_row(comments, &[1]), int_row(comments, &[2])];
+
+    let mut capture = begin(b"narrowed");
+    assert!(cache.narrow_members(&mut capture, comments, any, &members));
+    cache.finish_capture(capture, 7, result(2, 10)).unwrap();
+    // An update or delete of another comment (old post_id not sent).
+    cache.invalidate_rows(&[(comments, int_row(comments, &[9])), (comments, any)]);
+    assert!(cache.get(KeyRef(b"narrowed")).is_some());
+    // A comment moved to post 7 (its new value named).
+    cache.invalidate_rows(&[
+        (comments, int_row(comments, &[9])),
+        (comments, int_value(comments, "post_id", 7)),
+        (comments, any),
+    ]);
+    assert!(cache.get(KeyRef(b"narrowed")).is_none());
+    // One of the comments read, changed or deleted.
+    for member in members {
+        let mut capture = begin(b"member");
+        assert!(cache.narrow_members(&mut capture, comments, any, &members));
+        cache.finish_capture(capture, 7, result(2, 10)).unwrap();
+        assert!(cache.get(KeyRef(b"member")).is_some());
+        cache.invalidate_rows(&[(comments, member), (comments, any)]);
+        assert!(cache.get(KeyRef(b"member")).is_none());
+    }
+    // A truncate (names no row).
+    let mut capture = begin(b"truncated");
+    assert!(cache.narrow_members(&mut capture, comments, any, &members));
+    cache.finish_capture(capture, 7, result(2, 10)).unwrap();
+    cache.invalidate(&Written {
+        tables: vec![comments],
+        all: false,
+    });
+    assert!(cache.get(KeyRef(b"truncated")).is_none());
+
+    // A change to the table applied after the capture began: not narrowed
+    // (the result may predate it), and the entry is stale.
+    let mut capture = begin(b"raced");
+    cache.invalidate_rows(&[(comments, int_row(comments, &[1])), (comments, any)]);
+    assert!(!cache.narrow_members(&mut capture, comments, any, &members));
+    cache.finish_capture(capture, 7, result(2, 10)).unwrap();
+    assert!(cache.get(KeyRef(b"raced")).is_none());
+    // Even an insert elsewhere refuses (the table's generation moved); the
+    // entry keeps its unknown-value dependency.
+    let mut capture = begin(b"refused");
+    cache.invalidate_rows(&[
+        (comments, int_row(comments, &[50])),
+        (comments, int_value(comments, "post_id", 8)),
+    ]);
+    assert!(!cache.narrow_members(&mut capture, comments, any, &members));
+    cache.finish_capture(capture, 7, result(2, 10)).unwrap();
+    assert!(cache.get(KeyRef(b"refused")).is_some());
+    cache.invalidate_rows(&[(comments, int_row(comments, &[9])), (comments, any)]);
+    assert!(cache.get(KeyRef(b"refused")).is_none());
+}

@@ -106,6 +106,30 @@ struct Catalog {
     user_functions: HashSet<String>,
 }
 
+/// What an entry depends on, as named for one execution.
+#[derive(Default)]
+struct Named {
+    depends: Vec<Depend>,
+    /// Lookups that may narrow it after the capture.
+    lookups: Vec<Lookup>,
+    /// Value dependencies the result may narrow.
+    members: Vec<Members>,
+}
+
+/// A table whose value dependencies a capture may narrow to the rows of its
+/// result ([`ResultCache::narrow_members`]).
+struct Members {
+    table: Oid,
+    /// The column's unknown-old-value hash.
+    any: u64,
+    /// Where the table's key is in the output.
+    key: deps::OutputKey,
+}
+
+/// Most rows a result names for [`Members`]; a larger result keeps its
+/// value dependencies as they are.
+const MAX_MEMBERS: usize = 1024;
+
 /// Most values of an `IN` list named one by one ([`Dependency::Rows`],
 /// [`Dependency::Values`]); a longer list depends on the whole table.
 const MAX_LISTED: usize = 64;
@@ -541,6 +565,10 @@ struct Watch {
     capture: Option<(Capture, BytesMut)>,
     /// Lookups to run before the capture is stored (`super::lookup`).
     lookups: Vec<Lookup>,
+    /// Value dependencies to narrow to the rows of the result.
+    members: Vec<Members>,
+    /// The result format codes the request asked for (Bind's).
+    formats: Vec<i16>,
     errored: bool,
     started: Instant,
 }
@@ -866,7 +894,7 @@ impl SessionCache {
                     KeySource::Client(_) => None,
                 },
             );
-            self.watch_miss(catalog, &c.shape, sql, deps);
+            self.watch_miss(catalog, &c.shape, sql, deps, Vec::new());
         }
         self.probe_after(quiet, &kinds)
     }
@@ -1560,7 +1588,8 @@ impl SessionCache {
                 rowkey::bound_array(value, binary, declared, column_type, utf8)
             },
         );
-        self.watch_miss(&catalog, &shape, &stmt.sql, deps);
+        let formats = rowkey::result_formats(b.tail).unwrap_or_default();
+        self.watch_miss(&catalog, &shape, &stmt.sql, deps, formats);
         Some(false)
     }
 
@@ -1574,7 +1603,7 @@ impl SessionCache {
         shape: &sql::Shape,
         value: impl Fn(KeySource, Oid) -> Option<KeyPart>,
         array: impl Fn(KeySource, Oid) -> Option<Vec<KeyPart>>,
-    ) -> Option<(Vec<Depend>, Vec<Lookup>)> {
+    ) -> Option<Named> {
         let generation = catalog.snapshot.generation();
         let spec = match self.rt.dependencies.get(&(shape.fingerprint, generation)) {
             Some(spec) => spec,
@@ -1593,6 +1622,7 @@ impl SessionCache {
             return None;
         }
         let mut lookups = Vec::new();
+        let mut members = Vec::new();
         let mut named = Vec::with_capacity(spec.len());
         // One dependency per listed value, or the whole table.
         let listed =
@@ -1631,15 +1661,21 @@ impl SessionCache {
                     column,
                     source,
                     type_oid,
-                } => named.push(
-                    value(*source, *type_oid).map_or(Depend::Table(*table), |v| {
-                        Depend::Value(
-                            *table,
-                            crate::cache::value_hash(*table, column, &v),
-                            crate::cache::any_value_hash(*table, column),
-                        )
-                    }),
-                ),
+                    members: key,
+                } => {
+                    let any = crate::cache::any_value_hash(*table, column);
+                    let depend = value(*source, *type_oid).map_or(Depend::Table(*table), |v| {
+                        Depend::Value(*table, crate::cache::value_hash(*table, column, &v), any)
+                    });
+                    if let (Depend::Value(..), Some(key)) = (depend, key) {
+                        members.push(Members {
+                            table: *table,
+                            any,
+                            key: key.clone(),
+                        });
+                    }
+                    named.push(depend);
+                }
                 Dependency::Rows {
                     table,
                     list,
@@ -1652,11 +1688,20 @@ impl SessionCache {
                     column,
                     list,
                     type_oid,
+                    members: key,
                 } => {
                     let any = crate::cache::any_value_hash(*table, column);
-                    named.extend(listed(*table, list, *type_oid, &|v| {
+                    let depends = listed(*table, list, *type_oid, &|v| {
                         Depend::Value(*table, crate::cache::value_hash(*table, column, &v), any)
-                    }));
+                    });
+                    if let (Some(Depend::Value(..)), Some(key)) = (depends.first(), key) {
+                        members.push(Members {
+                            table: *table,
+                            any,
+                            key: key.clone(),
+                        });
+                    }
+                    named.extend(depends);
                 }
                 Dependency::Lookup {
                     table,
@@ -1673,7 +1718,11 @@ impl SessionCache {
                 }
             }
         }
-        Some((named, lookups))
+        Some(Named {
+            depends: named,
+            lookups,
+            members,
+        })
     }
 
     /// A cacheable request whose key is in `self.key` was just forwarded:
@@ -1684,7 +1733,8 @@ impl SessionCache {
         catalog: &Catalog,
         shape: &sql::Shape,
         sql: &str,
-        deps: Option<(Vec<Depend>, Vec<Lookup>)>,
+        deps: Option<Named>,
+        formats: Vec<i16>,
     ) {
         self.rt.metrics.cache_misses.inc();
         let admitted = !CacheRuntime::skip_hinted(sql)
@@ -1692,18 +1742,22 @@ impl SessionCache {
             && self
                 .rt
                 .allowed(catalog, &shape.tables, sql, shape.fingerprint);
-        let (deps, lookups) = deps.unzip();
+        let named = deps.unwrap_or_default();
         let capture = if admitted {
-            self.rt
-                .cache
-                .begin_capture(&self.key, &shape.tables, deps.as_deref())
+            self.rt.cache.begin_capture(
+                &self.key,
+                &shape.tables,
+                (!named.depends.is_empty()).then_some(named.depends.as_slice()),
+            )
         } else {
             None
         };
         self.watch = Some(Watch {
             shape: shape.fingerprint,
             capture: capture.map(|c| (c, BytesMut::with_capacity(512))),
-            lookups: lookups.unwrap_or_default(),
+            lookups: named.lookups,
+            members: named.members,
+            formats,
             errored: false,
             started: Instant::now(),
         });
@@ -1854,6 +1908,39 @@ impl SessionCache {
         }
     }
 
+    /// Narrow the capture's value dependencies on `m.table` to the rows its
+    /// result holds (their keys read from the output as the client asked
+    /// for it: text, or binary per `formats`).
+    fn narrow_members(&self, capture: &mut Capture, m: &Members, formats: &[i16], rows: &[u8]) {
+        let positions: Vec<usize> = m.key.iter().map(|&(p, _)| p).collect();
+        let Some(fields) = response::fields_at(rows, &positions) else {
+            return;
+        };
+        if fields.len() > MAX_MEMBERS {
+            return;
+        }
+        let utf8 = self.utf8();
+        let hashes = fields
+            .iter()
+            .map(|row| {
+                let key = row
+                    .iter()
+                    .zip(&m.key)
+                    .map(|(field, &(p, ty))| {
+                        let binary = rowkey::binary_result(formats, p);
+                        rowkey::bound_value((*field)?, binary, ty.0, ty, utf8)
+                    })
+                    .collect::<Option<Vec<KeyPart>>>()?;
+                Some(crate::cache::row_hash(m.table, &key))
+            })
+            .collect::<Option<Vec<u64>>>();
+        if let Some(hashes) = hashes {
+            self.rt
+                .cache
+                .narrow_members(capture, m.table, m.any, &hashes);
+        }
+    }
+
     fn watch_done(&mut self, w: Watch) {
         let m = &self.rt.metrics;
         m.cache_miss_duration
@@ -1885,6 +1972,12 @@ impl SessionCache {
         } else {
             response::parse_reply(&buf)
         };
+        let mut capture = capture;
+        if let Ok(r) = &result {
+            for m in &w.members {
+                self.narrow_members(&mut capture, m, &w.formats, r.rows());
+            }
+        }
         match result {
             Ok(r) if w.lookups.is_empty() => self.rt.store(capture, w.shape, r),
             Ok(r) => {

@@ -48,6 +48,10 @@ pub enum KeySource {
     Client(u32),
 }
 
+/// The output columns holding a table's primary key, in key column order:
+/// (0-based output position, type).
+pub type OutputKey = Vec<(usize, Oid)>;
+
 /// The values of `column IN (…)` or `column = ANY(…)`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum List {
@@ -68,13 +72,15 @@ pub enum Dependency {
         table: Oid,
         parts: Vec<(KeySource, Oid)>,
     },
-    /// Rows whose integer column `column` (of type `type_oid`) equals the
-    /// value.
+    /// Rows whose column `column` (of type `type_oid`) equals the value.
     Value {
         table: Oid,
         column: String,
         source: KeySource,
         type_oid: Oid,
+        /// Where the table's primary key is in the output, when the rows
+        /// of the result name every row it read ([`output_key`]).
+        members: Option<OutputKey>,
     },
     /// The rows whose single-column primary key (of type `type_oid`) is
     /// one of the values (`key IN ($1, $2, …)`, `key = ANY($1)`).
@@ -89,6 +95,8 @@ pub enum Dependency {
         column: String,
         list: List,
         type_oid: Oid,
+        /// As for [`Dependency::Value`].
+        members: Option<OutputKey>,
     },
     /// The row of `table` (integer primary key, default replica identity)
     /// whose key equals the `columns` (one per key column, in `attnum`
@@ -284,6 +292,7 @@ pub fn dependencies<'t>(
                         column: c.name.clone(),
                         source: bound(c.attnum)?,
                         type_oid: c.type_oid,
+                        members: output_key(shape, &instances, i),
                     })
                 })
             })
@@ -308,6 +317,7 @@ pub fn dependencies<'t>(
                         column: c.name.clone(),
                         list: listed(Node::Column(i, c.attnum))?,
                         type_oid: c.type_oid,
+                        members: output_key(shape, &instances, i),
                     })
                 })
             })
@@ -335,6 +345,85 @@ fn row_dependency(table: &Table, bound: &impl Fn(i16) -> Option<KeySource>) -> O
         table: table.oid,
         parts,
     })
+}
+
+/// Where instance `i`'s primary key is in the statement's output, when its
+/// result names every row of that table it read: each result row carries
+/// the key of the row it came from, and no row read is left out of the
+/// result without being outside its equalities (no `OFFSET`, no `WITH
+/// TIES`, no aggregate or `GROUP BY`, no `DISTINCT ON`; the table read
+/// once). A row read and not output is then one that an `OFFSET` would
+/// have skipped — excluded — or that a `LIMIT` cut off after every output
+/// row, whose change cannot change the output.
+fn output_key(shape: &Shape, instances: &[Instance<'_>], i: usize) -> Option<OutputKey> {
+    let query = &shape.query;
+    let SetExpr::Select(select) = &query.body else {
+        return None;
+    };
+    if query.offset.is_some()
+        || query.limit_with_ties
+        || shape.aggregates
+        || !select.group_by.is_empty()
+        || select.having.is_some()
+        || matches!(select.distinct, super::ast::Distinct::On(_))
+    {
+        return None;
+    }
+    let table = instances[i].table?;
+    if instances
+        .iter()
+        .filter(|inst| inst.table.is_some_and(|t| t.oid == table.oid))
+        .count()
+        != 1
+    {
+        return None;
+    }
+    let key = primary_key(table, keyable)?;
+    // Output position of each of instance `i`'s columns (first use).
+    let mut at: HashMap<i16, usize> = HashMap::new();
+    let mut position = 0;
+    let columns_of = |k: usize, at: &mut HashMap<i16, usize>, position: &mut usize| {
+        for c in &instances[k].table?.columns {
+            if k == i {
+                at.entry(c.attnum).or_insert(*position);
+            }
+            *position += 1;
+        }
+        Some(())
+    };
+    for target in &select.targets {
+        match target {
+            SelectItem::Wildcard => {
+                for k in 0..instances.len() {
+                    columns_of(k, &mut at, &mut position)?;
+                }
+            }
+            SelectItem::QualifiedWildcard(q) => {
+                let name = q.last()?;
+                let matching: Vec<usize> = (0..instances.len())
+                    .filter(|&k| {
+                        instances[k].name == *name && (q.len() == 1 || !instances[k].aliased)
+                    })
+                    .collect();
+                let [k] = matching.as_slice() else {
+                    return None;
+                };
+                columns_of(*k, &mut at, &mut position)?;
+            }
+            SelectItem::Expr { expr, .. } => {
+                if let Expr::Column { qualifier, name } = expr
+                    && let Some((k, column)) = resolve(instances, qualifier, name)
+                    && k == i
+                {
+                    at.entry(column.attnum).or_insert(position);
+                }
+                position += 1;
+            }
+        }
+    }
+    key.iter()
+        .map(|c| Some((*at.get(&c.attnum)?, c.type_oid)))
+        .collect()
 }
 
 /// The lookup dependency of instance `i`: its whole integer primary key is

@@ -367,6 +367,38 @@ pub fn bind_params(tail: &[u8]) -> Option<Vec<BoundParam<'_>>> {
     Some(out)
 }
 
+/// The result format codes of a Bind message's tail (0 codes: all text; 1:
+/// all the same; otherwise one per column). `None` when malformed.
+pub fn result_formats(tail: &[u8]) -> Option<Vec<i16>> {
+    let int16 = |b: &[u8], at: usize| -> Option<i16> {
+        Some(i16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
+    };
+    let nformats = usize::try_from(int16(tail, 0)?).ok()?;
+    let mut at = 2 + 2 * nformats;
+    let nvalues = usize::try_from(int16(tail, at)?).ok()?;
+    at += 2;
+    for _ in 0..nvalues {
+        let len = i32::from_be_bytes(tail.get(at..at + 4)?.try_into().ok()?);
+        at += 4 + usize::try_from(len.max(0)).ok()?;
+    }
+    let nresults = usize::try_from(int16(tail, at)?).ok()?;
+    at += 2;
+    let formats = (0..nresults)
+        .map(|i| int16(tail, at + 2 * i))
+        .collect::<Option<Vec<i16>>>()?;
+    (at + 2 * nresults == tail.len()).then_some(formats)
+}
+
+/// Whether output column `position` is in binary format under `formats`
+/// ([`result_formats`]).
+pub fn binary_result(formats: &[i16], position: usize) -> bool {
+    match formats {
+        [] => false,
+        [one] => *one == 1,
+        many => many.get(position) == Some(&1),
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -389,6 +421,19 @@ mod tests {
         // Truncated.
         assert_eq!(bind_params(&[0, 0, 0, 1, 0, 0, 0, 9, b'4']), None);
         assert_eq!(bind_params(&[0]), None);
+    }
+
+    #[test]
+    fn bind_result_formats() {
+        // 1 parameter format (binary), 1 value, 2 result formats (text, binary).
+        let tail = [0, 1, 0, 1, 0, 1, 0, 0, 0, 1, 7, 0, 2, 0, 0, 0, 1];
+        assert_eq!(result_formats(&tail), Some(vec![0, 1]));
+        assert_eq!(result_formats(&tail[..tail.len() - 1]), None);
+        // No parameters, no result formats.
+        assert_eq!(result_formats(&[0, 0, 0, 0, 0, 0]), Some(vec![]));
+        assert!(!binary_result(&[], 3));
+        assert!(binary_result(&[1], 3));
+        assert!(binary_result(&[0, 1], 1) && !binary_result(&[0, 1], 0));
     }
 
     #[test]

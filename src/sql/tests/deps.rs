@@ -31,6 +31,41 @@ fn value(fx: &Fx, table: &str, column: &str, source: KeySource, ty: u32) -> Depe
         column: column.to_owned(),
         source,
         type_oid: Oid(ty),
+        members: None,
+    }
+}
+
+/// `dep` (a value dependency) with the table's key at output `positions`.
+fn with_members(dep: Dependency, positions: &[(usize, u32)]) -> Dependency {
+    let key = Some(positions.iter().map(|&(p, t)| (p, Oid(t))).collect());
+    match dep {
+        Dependency::Value {
+            table,
+            column,
+            source,
+            type_oid,
+            ..
+        } => Dependency::Value {
+            table,
+            column,
+            source,
+            type_oid,
+            members: key,
+        },
+        Dependency::Values {
+            table,
+            column,
+            list,
+            type_oid,
+            ..
+        } => Dependency::Values {
+            table,
+            column,
+            list,
+            type_oid,
+            members: key,
+        },
+        other => other,
     }
 }
 
@@ -119,7 +154,11 @@ fn a_table_joined_by_its_key_to_a_row_read_by_key_depends_on_a_lookup() {
     assert_eq!(
         deps(&fx, sql),
         Some(vec![
-            value(&fx, "blog_post", "author_id", KeySource::Lifted(0), INT4),
+            // p.id is output: the posts read are named by the result.
+            with_members(
+                value(&fx, "blog_post", "author_id", KeySource::Lifted(0), INT4),
+                &[(0, INT8)]
+            ),
             row(&fx, "auth_user", &[(KeySource::Lifted(0), INT4)]),
         ])
     );
@@ -156,12 +195,9 @@ fn composite_keys_and_full_identity() {
     // Part of the key: the rows with that value.
     assert_eq!(
         deps(&fx, "SELECT * FROM tpch.partsupp WHERE ps_partkey = 1"),
-        Some(vec![value(
-            &fx,
-            "partsupp",
-            "ps_partkey",
-            KeySource::Lifted(0),
-            INT4
+        Some(vec![with_members(
+            value(&fx, "partsupp", "ps_partkey", KeySource::Lifted(0), INT4),
+            &[(0, INT4), (1, INT4)]
         )])
     );
     // REPLICA IDENTITY FULL: no row naming by key, values are named.
@@ -222,22 +258,16 @@ fn text_and_uuid_columns_name_rows_too() {
     // varchar and uuid columns by value.
     assert_eq!(
         deps(&fx, "SELECT id FROM users WHERE email = 'x'"),
-        Some(vec![value(
-            &fx,
-            "users",
-            "email",
-            KeySource::Lifted(0),
-            VARCHAR
+        Some(vec![with_members(
+            value(&fx, "users", "email", KeySource::Lifted(0), VARCHAR),
+            &[(0, INT8)]
         )])
     );
     assert_eq!(
         deps(&fx, "SELECT id FROM users WHERE uuid = $1"),
-        Some(vec![value(
-            &fx,
-            "users",
-            "uuid",
-            KeySource::Client(1),
-            UUID
+        Some(vec![with_members(
+            value(&fx, "users", "uuid", KeySource::Client(1), UUID),
+            &[(0, INT8)]
         )])
     );
     // A text parameter also used elsewhere may be typed there: not a key.
@@ -281,6 +311,7 @@ fn in_lists_name_each_row_or_value() {
                 column: "post_id".to_owned(),
                 list: List::Each(vec![KeySource::Client(1), KeySource::Client(2)]),
                 type_oid: Oid(INT8),
+                members: None,
             },
         ])
     );
@@ -329,6 +360,7 @@ fn any_of_an_array_parameter_names_each_element() {
             column: "email".to_owned(),
             list: List::Array(KeySource::Client(1)),
             type_oid: Oid(VARCHAR),
+            members: Some(vec![(0, Oid(INT8))]),
         }])
     );
     for sql in [
@@ -337,5 +369,39 @@ fn any_of_an_array_parameter_names_each_element() {
         "SELECT name FROM users WHERE id = ANY($1) AND cardinality($1) > 2",
     ] {
         assert_eq!(deps(&fx, sql), None, "{sql}");
+    }
+}
+
+#[test]
+fn results_that_output_the_key_name_the_rows_they_read() {
+    let fx = Fx::new();
+    let email = || value(&fx, "users", "email", KeySource::Client(1), VARCHAR);
+    // The key's position: after other columns, through `*` and `t.*`.
+    for (sql, at) in [
+        ("SELECT name, id FROM users WHERE email = $1", 1),
+        (
+            "SELECT name, users.id FROM users WHERE email = $1 ORDER BY name LIMIT 5",
+            1,
+        ),
+        ("SELECT DISTINCT name, id FROM users WHERE email = $1", 1),
+        ("SELECT * FROM users WHERE email = $1", 0),
+        ("SELECT 1 AS one, u.* FROM users u WHERE email = $1", 1),
+    ] {
+        assert_eq!(
+            deps(&fx, sql),
+            Some(vec![with_members(email(), &[(at, INT8)])]),
+            "{sql}"
+        );
+    }
+    // An OFFSET can skip rows read; an aggregate, a key not output, an
+    // expression of the key, DISTINCT ON: the rows are not named.
+    for sql in [
+        "SELECT id FROM users WHERE email = $1 ORDER BY id OFFSET 2",
+        "SELECT count(*) FROM users WHERE email = $1",
+        "SELECT name FROM users WHERE email = $1",
+        "SELECT id + 0 AS id FROM users WHERE email = $1",
+        "SELECT DISTINCT ON (name) id, name FROM users WHERE email = $1 ORDER BY name",
+    ] {
+        assert_eq!(deps(&fx, sql), Some(vec![email()]), "{sql}");
     }
 }
