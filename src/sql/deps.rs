@@ -292,7 +292,7 @@ pub fn dependencies<'t>(
                         column: c.name.clone(),
                         source: bound(c.attnum)?,
                         type_oid: c.type_oid,
-                        members: output_key(shape, &instances, i),
+                        members: members_of(c, shape, &instances, i),
                     })
                 })
             })
@@ -317,7 +317,7 @@ pub fn dependencies<'t>(
                         column: c.name.clone(),
                         list: listed(Node::Column(i, c.attnum))?,
                         type_oid: c.type_oid,
-                        members: output_key(shape, &instances, i),
+                        members: members_of(c, shape, &instances, i),
                     })
                 })
             })
@@ -345,6 +345,23 @@ fn row_dependency(table: &Table, bound: &impl Fn(i16) -> Option<KeySource>) -> O
         table: table.oid,
         parts,
     })
+}
+
+/// [`output_key`] for a value dependency on `column`, which must not be
+/// text: a text value can be stored out of line, and an update that leaves
+/// it unchanged sends no new value to name ("unchanged TOAST"), so a row
+/// outside the result could gain the entry's other conditions unnamed.
+/// Integers and uuids are always sent.
+fn members_of(
+    column: &crate::catalog::Column,
+    shape: &Shape,
+    instances: &[Instance<'_>],
+    i: usize,
+) -> Option<OutputKey> {
+    if key_kind(column.type_oid) == Some(super::rowkey::KeyKind::Text) {
+        return None;
+    }
+    output_key(shape, instances, i)
 }
 
 /// Where instance `i`'s primary key is in the statement's output, when its
