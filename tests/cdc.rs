@@ -30,6 +30,65 @@ async fn converges(client: &Client, sql: &str, want: Vec<Option<String>>) {
     }
 }
 
+/// Read with `read` until one read is a cache hit.
+async fn until_hit(proxy: &Proxy, what: &str, read: impl AsyncFn()) {
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    loop {
+        let before = proxy.metrics.cache_hits.get();
+        read().await;
+        if proxy.metrics.cache_hits.get() > before {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: never a hit"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Entries that must outlive changes to other rows: `warm_up` makes them
+/// hits, `writes(attempt)` runs on the origin, and once the stream has it
+/// `reads` (which checks the answers) must be `served` hits. DDL of other
+/// tests on the shared origin drops every entry (the event trigger) and a
+/// catalog or role change makes roles prove access again: an attempt that
+/// a catalog reload explains is retried.
+async fn outlive_other_rows(
+    proxy: &Proxy,
+    direct: &Client,
+    warm_up: impl AsyncFn(),
+    writes: impl Fn(u32) -> String,
+    reads: impl AsyncFn(),
+    served: u64,
+) {
+    for attempt in 1.. {
+        warm_up().await;
+        let loads = proxy.metrics.cache_catalog_loads.get();
+        direct.batch_execute(&writes(attempt)).await.unwrap();
+        caught_up(proxy, direct).await;
+        let hits = proxy.metrics.cache_hits.get();
+        reads().await;
+        let got = proxy.metrics.cache_hits.get() - hits;
+        if got == served {
+            return;
+        }
+        assert!(
+            attempt < 5,
+            "only {got} of {served} served, {attempt} times"
+        );
+        let metrics = Arc::clone(&proxy.metrics);
+        eventually(
+            Duration::from_secs(5),
+            "a catalog reload explaining an entry not served",
+            move || {
+                let m = Arc::clone(&metrics);
+                async move { m.cache_catalog_loads.get() != loads }
+            },
+        )
+        .await;
+    }
+}
+
 #[tokio::test]
 async fn writes_made_on_the_origin_reach_cached_results() {
     setup(
@@ -517,60 +576,34 @@ async fn point_entries_follow_their_own_row() {
                 .collect::<Vec<_>>()
         }
     };
-    // Other rows change: the entries of rows 1, 2 and 3 stay hits. DDL of
-    // other tests on the shared origin drops every entry (the event
-    // trigger): an attempt during which the catalog was reloaded is retried.
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        warm(&proxy, &client, one_sql).await;
-        warm(&proxy, &client, two_sql).await;
-        let deadline = tokio::time::Instant::now() + CONVERGE;
-        loop {
-            let before = proxy.metrics.cache_hits.get();
-            read_prepared(3).await;
-            if proxy.metrics.cache_hits.get() > before {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "prepared read never a hit"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        let loads = proxy.metrics.cache_catalog_loads.get();
-        direct
-            .batch_execute(&format!(
+    // Other rows change: the entries of rows 1, 2 and 3 stay hits.
+    outlive_other_rows(
+        &proxy,
+        &direct,
+        async || {
+            warm(&proxy, &client, one_sql).await;
+            warm(&proxy, &client, two_sql).await;
+            until_hit(&proxy, "prepared read", async || {
+                read_prepared(3).await;
+            })
+            .await;
+        },
+        |attempt| {
+            format!(
                 "UPDATE cdc_rows SET v = 'x{attempt}' WHERE id = 5; \
                  DELETE FROM cdc_rows WHERE id = 6; \
                  INSERT INTO cdc_rows VALUES (6, 'v6') ON CONFLICT (id) DO NOTHING; \
                  INSERT INTO cdc_rows VALUES (11, 'v11') ON CONFLICT (id) DO NOTHING"
-            ))
-            .await
-            .unwrap();
-        caught_up(&proxy, &direct).await;
-        let hits = proxy.metrics.cache_hits.get();
-        assert_eq!(col(&client, one_sql).await, one("v1"));
-        assert_eq!(col(&client, two_sql).await, one("v2"));
-        assert_eq!(read_prepared(3).await, vec!["v3".to_owned()]);
-        let served = proxy.metrics.cache_hits.get() - hits;
-        if served == 3 {
-            break;
-        }
-        // A catalog change (or a role change) makes every role prove its
-        // access again; its reload may still be under way.
-        assert!(attempt < 5, "only {served} of 3 served, {attempt} times");
-        let metrics = Arc::clone(&proxy.metrics);
-        eventually(
-            Duration::from_secs(5),
-            "a catalog reload explaining an entry not served",
-            move || {
-                let m = Arc::clone(&metrics);
-                async move { m.cache_catalog_loads.get() != loads }
-            },
-        )
-        .await;
-    }
+            )
+        },
+        async || {
+            assert_eq!(col(&client, one_sql).await, one("v1"));
+            assert_eq!(col(&client, two_sql).await, one("v2"));
+            assert_eq!(read_prepared(3).await, vec!["v3".to_owned()]);
+        },
+        3,
+    )
+    .await;
 
     // Their own rows change: each follows.
     direct
@@ -636,62 +669,39 @@ async fn uuid_and_text_keys_name_their_rows() {
                 .collect::<Vec<_>>()
         }
     };
-    let owner_rows = || async { col(&client, owner_sql).await };
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        warm(&proxy, &client, uuid_sql).await;
-        warm(&proxy, &client, owner_sql).await;
-        let deadline = tokio::time::Instant::now() + CONVERGE;
-        loop {
-            let before = proxy.metrics.cache_hits.get();
-            read_text("k2").await;
-            if proxy.metrics.cache_hits.get() > before {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "text read never a hit"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        let loads = proxy.metrics.cache_catalog_loads.get();
-        // Other rows: uuid 5, text k5 (owner o2), a new row of owner o2.
-        direct
-            .batch_execute(&format!(
+    outlive_other_rows(
+        &proxy,
+        &direct,
+        async || {
+            warm(&proxy, &client, uuid_sql).await;
+            warm(&proxy, &client, owner_sql).await;
+            until_hit(&proxy, "text read", async || {
+                read_text("k2").await;
+            })
+            .await;
+        },
+        // Other rows: uuid 5 and 6, a new row of owner o2.
+        |attempt| {
+            format!(
                 "UPDATE cdc_ukeys SET v = 'x{attempt}' \
                      WHERE id = '00000000-0000-0000-0000-000000000005'; \
                  INSERT INTO cdc_tkeys VALUES ('n{attempt}', 'o2', 'new'); \
                  UPDATE cdc_ukeys SET v = 'y' WHERE id = '00000000-0000-0000-0000-000000000006'"
-            ))
-            .await
-            .unwrap();
-        caught_up(&proxy, &direct).await;
-        let hits = proxy.metrics.cache_hits.get();
-        assert_eq!(col(&client, uuid_sql).await, one("u1"));
-        assert_eq!(read_text("k2").await, vec!["t2".to_owned()]);
-        assert_eq!(
-            owner_rows().await,
-            ["k1", "k10", "k4", "k7"]
-                .map(|k| Some(k.to_owned()))
-                .to_vec()
-        );
-        let served = proxy.metrics.cache_hits.get() - hits;
-        if served == 3 {
-            break;
-        }
-        assert!(attempt < 5, "only {served} of 3 served, {attempt} times");
-        let metrics = Arc::clone(&proxy.metrics);
-        eventually(
-            Duration::from_secs(5),
-            "a catalog reload explaining an entry not served",
-            move || {
-                let m = Arc::clone(&metrics);
-                async move { m.cache_catalog_loads.get() != loads }
-            },
-        )
-        .await;
-    }
+            )
+        },
+        async || {
+            assert_eq!(col(&client, uuid_sql).await, one("u1"));
+            assert_eq!(read_text("k2").await, vec!["t2".to_owned()]);
+            assert_eq!(
+                col(&client, owner_sql).await,
+                ["k1", "k10", "k4", "k7"]
+                    .map(|k| Some(k.to_owned()))
+                    .to_vec()
+            );
+        },
+        3,
+    )
+    .await;
     // Their own rows change: each follows.
     direct
         .batch_execute(
@@ -803,65 +813,39 @@ async fn in_lists_follow_their_rows() {
             .map(|r| r.get::<_, String>(0))
             .collect::<Vec<_>>()
     };
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        warm(&proxy, &client, keys_sql).await;
-        warm(&proxy, &client, groups_sql).await;
-        let deadline = tokio::time::Instant::now() + CONVERGE;
-        loop {
-            let before = proxy.metrics.cache_hits.get();
-            read_any().await;
-            if proxy.metrics.cache_hits.get() > before {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "ANY read never a hit"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        let loads = proxy.metrics.cache_catalog_loads.get();
+    outlive_other_rows(
+        &proxy,
+        &direct,
+        async || {
+            warm(&proxy, &client, keys_sql).await;
+            warm(&proxy, &client, groups_sql).await;
+            until_hit(&proxy, "ANY read", async || {
+                read_any().await;
+            })
+            .await;
+        },
         // Rows of other keys and groups arrive (an insert names its values;
         // an update or delete would not send the old group).
-        direct
-            .batch_execute(&format!(
+        |attempt| {
+            format!(
                 "INSERT INTO cdc_in VALUES (100 + {attempt}, 3, 'new'); \
                  INSERT INTO cdc_in VALUES (200 + {attempt}, 0, 'other')"
-            ))
-            .await
-            .unwrap();
-        caught_up(&proxy, &direct).await;
-        let hits = proxy.metrics.cache_hits.get();
-        assert_eq!(
-            col(&client, keys_sql).await,
-            vec![
-                Some("v1".to_owned()),
-                Some("v3".to_owned()),
-                Some("v5".to_owned())
-            ]
-        );
-        assert_eq!(
-            col(&client, groups_sql).await,
-            [1, 2, 5, 6, 9].map(|k| Some(k.to_string())).to_vec()
-        );
-        assert_eq!(read_any().await, ["v2", "v4"].map(str::to_owned).to_vec());
-        let served = proxy.metrics.cache_hits.get() - hits;
-        if served == 3 {
-            break;
-        }
-        assert!(attempt < 5, "only {served} of 3 served, {attempt} times");
-        let metrics = Arc::clone(&proxy.metrics);
-        eventually(
-            Duration::from_secs(5),
-            "a catalog reload explaining an entry not served",
-            move || {
-                let m = Arc::clone(&metrics);
-                async move { m.cache_catalog_loads.get() != loads }
-            },
-        )
-        .await;
-    }
+            )
+        },
+        async || {
+            assert_eq!(
+                col(&client, keys_sql).await,
+                ["v1", "v3", "v5"].map(|v| Some(v.to_owned())).to_vec()
+            );
+            assert_eq!(
+                col(&client, groups_sql).await,
+                [1, 2, 5, 6, 9].map(|k| Some(k.to_string())).to_vec()
+            );
+            assert_eq!(read_any().await, ["v2", "v4"].map(str::to_owned).to_vec());
+        },
+        3,
+    )
+    .await;
     direct
         .batch_execute(
             "UPDATE cdc_in SET v = 'three' WHERE id = 3; \
@@ -882,19 +866,10 @@ async fn in_lists_follow_their_rows() {
     )
     .await;
     // Only a row the array names, once the ANY entry is a hit again.
-    let deadline = tokio::time::Instant::now() + CONVERGE;
-    loop {
-        let before = proxy.metrics.cache_hits.get();
+    until_hit(&proxy, "ANY read", async || {
         assert_eq!(read_any().await, ["v2", "v4"].map(str::to_owned).to_vec());
-        if proxy.metrics.cache_hits.get() > before {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "ANY read never a hit"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    })
+    .await;
     direct
         .batch_execute("UPDATE cdc_in SET v = 'four' WHERE id = 4")
         .await
@@ -944,59 +919,38 @@ async fn value_entries_follow_the_rows_they_read() {
                 .collect::<Vec<_>>()
         }
     };
-    // Read post 2 until the read is a hit.
-    let warm_post = || async {
-        let deadline = tokio::time::Instant::now() + CONVERGE;
-        loop {
-            let before = proxy.metrics.cache_hits.get();
+    let warm_post = || {
+        until_hit(&proxy, "post 2", async || {
             read_post(2).await;
-            if proxy.metrics.cache_hits.get() > before {
-                return;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "post 2 never a hit");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        })
     };
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        warm(&proxy, &client, simple_sql).await;
-        warm_post().await;
-        let loads = proxy.metrics.cache_catalog_loads.get();
+    outlive_other_rows(
+        &proxy,
+        &direct,
+        async || {
+            warm(&proxy, &client, simple_sql).await;
+            warm_post().await;
+        },
         // Comments of posts 3 and 4 change, one is deleted, one is added to
         // post 0: not rows the entries read, not their values.
-        direct
-            .batch_execute(&format!(
+        |attempt| {
+            format!(
                 "UPDATE cdc_comments SET body = 'x{attempt}' WHERE id = 3; \
                  UPDATE cdc_comments SET post_id = 0 WHERE id = 4; \
                  DELETE FROM cdc_comments WHERE id = 8; \
                  INSERT INTO cdc_comments VALUES (100 + {attempt}, 0, 'new')"
-            ))
-            .await
-            .unwrap();
-        caught_up(&proxy, &direct).await;
-        let hits = proxy.metrics.cache_hits.get();
-        assert_eq!(
-            col(&client, simple_sql).await,
-            ["c1", "c6", "c11"].map(|b| Some(b.to_owned())).to_vec()
-        );
-        assert_eq!(read_post(2).await, vec![2, 7, 12, 17, 22, 27, 32, 37]);
-        let served = proxy.metrics.cache_hits.get() - hits;
-        if served == 2 {
-            break;
-        }
-        assert!(attempt < 5, "only {served} of 2 served, {attempt} times");
-        let metrics = Arc::clone(&proxy.metrics);
-        eventually(
-            Duration::from_secs(5),
-            "a catalog reload explaining an entry not served",
-            move || {
-                let m = Arc::clone(&metrics);
-                async move { m.cache_catalog_loads.get() != loads }
-            },
-        )
-        .await;
-    }
+            )
+        },
+        async || {
+            assert_eq!(
+                col(&client, simple_sql).await,
+                ["c1", "c6", "c11"].map(|b| Some(b.to_owned())).to_vec()
+            );
+            assert_eq!(read_post(2).await, vec![2, 7, 12, 17, 22, 27, 32, 37]);
+        },
+        2,
+    )
+    .await;
     // A comment the entries read changes; one moves away; one moves in.
     direct
         .batch_execute("UPDATE cdc_comments SET body = 'changed' WHERE id = 6")
