@@ -252,3 +252,33 @@ async fn statement_described_after_bind_hits_are_exact() {
     }
     assert!(proxy.metrics.cache_hits.get() - before >= 2);
 }
+
+/// tokio-postgres' `query(&str, …)`: each call prepares a new named
+/// statement (Parse, Describe, Sync), runs it (Bind, Execute, Sync) and
+/// closes it (Close, Sync) when done. Repeated calls are hits.
+#[tokio::test]
+async fn statements_prepared_per_query_and_closed_are_hits() {
+    setup(
+        "DROP TABLE IF EXISTS hits_closed; \
+         CREATE TABLE hits_closed (id int PRIMARY KEY, v text); \
+         INSERT INTO hits_closed SELECT g, 'v' || g FROM generate_series(1, 20) g",
+    )
+    .await;
+    let proxy = Proxy::start_cached(|_| {}).await;
+    let client = proxy.connect("hits_closed").await;
+    let before = proxy.metrics.cache_hits.get();
+    for _ in 0..6 {
+        let rows = client
+            .query("SELECT v FROM hits_closed WHERE id = $1", &[&3i32])
+            .await
+            .expect("query");
+        assert_eq!(rows[0].get::<_, String>(0), "v3");
+    }
+    let hits = proxy.metrics.cache_hits.get() - before;
+    assert!(
+        hits >= 3,
+        "hits: {hits}, misses {}, populations {:?}",
+        proxy.metrics.cache_misses.get(),
+        proxy.metrics.cache_populations
+    );
+}

@@ -528,10 +528,14 @@ struct Effects {
     written: Written,
     /// The catalog may have changed (DDL, DO, CALL, …).
     ddl: bool,
+    /// The request runs something (a query, a Parse, Bind, Execute, …):
+    /// not only Close, Flush and Sync, which change no setting.
+    runs: bool,
 }
 
 impl Effects {
     fn merge(&mut self, other: Effects) {
+        self.runs |= other.runs;
         self.written.add(&other.written);
         self.ddl |= other.ddl;
     }
@@ -838,6 +842,7 @@ impl SessionCache {
     /// A `Query` about to be forwarded. Returns the probe to send after it,
     /// if the session's settings are to be read.
     pub(crate) fn query_forwarded(&mut self, msg: &[u8], idle: bool) -> bool {
+        self.req.runs = true;
         let quiet = self.quiet(idle);
         self.statements.remove(&b""[..]);
         self.virtual_unnamed = None;
@@ -1197,9 +1202,13 @@ impl SessionCache {
 
     /// The settings the origin will parse a Parse sent now under: known only
     /// when nothing runs before it (the values reported are then current).
+    /// Requests that only close statements may still be in flight:
+    /// tokio-postgres sends a dropped statement's Close and Sync and, without
+    /// waiting, the next Parse.
     fn parse_env(&self, idle: bool) -> Option<Vec<u8>> {
+        let settled = idle || self.inflight.iter().all(|e| !e.runs);
         match (&self.reported_scs, &self.reported_encoding) {
-            (Some(scs), Some(enc)) if idle && self.txn_idle && !self.batch_open => {
+            (Some(scs), Some(enc)) if settled && self.txn_idle && !self.batch_open => {
                 Some([scs.as_slice(), b"\0", enc.as_slice()].concat())
             }
             _ => None,
@@ -1283,6 +1292,9 @@ impl SessionCache {
     /// An extended-protocol message (or Close, Flush, FunctionCall) is
     /// being forwarded.
     pub(crate) fn extended_forwarded(&mut self, tag: u8, msg: &[u8], idle: bool) {
+        if !matches!(tag, b'C' | b'H' | b'S') {
+            self.req.runs = true;
+        }
         match tag {
             b'P' => {
                 let env = self.parse_env(idle);
