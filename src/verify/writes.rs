@@ -790,7 +790,15 @@ async fn own_write(
         let _ = conn.simple(&read_sql).await?;
         bump(&shared.counters.reads);
     }
-    let _ = conn.batch("BEGIN").await?;
+    // The checks below are about a transaction block: one that did not
+    // begin is reported, not checked (the statements would autocommit).
+    if let Err(refusal) = conn.batch("BEGIN").await? {
+        shared.error(format!(
+            "own write by {}: BEGIN refused through the proxy: {refusal}",
+            form.name()
+        ));
+        return Ok(());
+    }
     let before = conn.simple(&locked).await?;
     let written = conn.simple(&form.sql(s, id, marker)).await?;
     // The row as the transaction now sees it (FOR UPDATE: never cached).
