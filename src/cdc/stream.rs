@@ -147,6 +147,15 @@ impl Shared {
             && self.synced.load(Ordering::Acquire)
             && lag <= self.max_lag;
         self.cache().set_serving(serving);
+        // The stream or the position connection may have gone between the
+        // loads above and the store: their loops stop serving after
+        // clearing their flag, so a flag seen down now undoes the store.
+        let serving = serving
+            && self.stream_up.load(Ordering::Acquire)
+            && self.position_up.load(Ordering::Acquire);
+        if !serving {
+            self.cache().set_serving(false);
+        }
         self.metrics.cdc_serving.set(i64::from(serving));
     }
 
