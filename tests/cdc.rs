@@ -30,6 +30,21 @@ async fn converges(client: &Client, sql: &str, want: Vec<Option<String>>) {
     }
 }
 
+/// The first column (text) of each row `statement` returns for `params`.
+async fn texts(
+    client: &Client,
+    statement: &tokio_postgres::Statement,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Vec<String> {
+    client
+        .query(statement, params)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect()
+}
+
 /// Read with `read` until one read is a cache hit.
 async fn until_hit(proxy: &Proxy, what: &str, read: impl AsyncFn()) {
     let deadline = tokio::time::Instant::now() + CONVERGE;
@@ -563,19 +578,7 @@ async fn point_entries_follow_their_own_row() {
         .prepare("SELECT v FROM cdc_rows WHERE id = $1")
         .await
         .unwrap();
-    let read_prepared = |id: i64| {
-        let client = &client;
-        let prepared = &prepared;
-        async move {
-            client
-                .query(prepared, &[&id])
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| r.get::<_, String>(0))
-                .collect::<Vec<_>>()
-        }
-    };
+    let read_prepared = async |id: i64| texts(&client, &prepared, &[&id]).await;
     // Other rows change: the entries of rows 1, 2 and 3 stay hits.
     outlive_other_rows(
         &proxy,
@@ -656,19 +659,7 @@ async fn uuid_and_text_keys_name_their_rows() {
     let text_sql = "SELECT v FROM cdc_tkeys WHERE k = $1";
     let owner_sql = "SELECT k FROM cdc_tkeys WHERE owner = 'o1' ORDER BY k";
     let prepared = client.prepare(text_sql).await.unwrap();
-    let read_text = |k: &'static str| {
-        let client = &client;
-        let prepared = &prepared;
-        async move {
-            client
-                .query(prepared, &[&k])
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| r.get::<_, String>(0))
-                .collect::<Vec<_>>()
-        }
-    };
+    let read_text = async |k: &'static str| texts(&client, &prepared, &[&k]).await;
     outlive_other_rows(
         &proxy,
         &direct,
@@ -804,15 +795,7 @@ async fn in_lists_follow_their_rows() {
         .prepare("SELECT v FROM cdc_in WHERE id = ANY($1) ORDER BY id")
         .await
         .unwrap();
-    let read_any = || async {
-        client
-            .query(&any, &[&vec![2i32, 4]])
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get::<_, String>(0))
-            .collect::<Vec<_>>()
-    };
+    let read_any = async || texts(&client, &any, &[&vec![2i32, 4]]).await;
     outlive_other_rows(
         &proxy,
         &direct,
