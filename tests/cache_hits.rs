@@ -282,3 +282,62 @@ async fn statements_prepared_per_query_and_closed_are_hits() {
         proxy.metrics.cache_populations
     );
 }
+
+/// `DEALLOCATE name` (SQL-level statements share the namespace of
+/// protocol-level ones) drops that statement only, and `DISCARD PLANS`
+/// none: the client's other prepared statements are still known, so they
+/// are still served.
+#[tokio::test]
+async fn statements_outlive_a_deallocate_of_another() {
+    setup(
+        "DROP TABLE IF EXISTS hits_dealloc; \
+         CREATE TABLE hits_dealloc (id int PRIMARY KEY, v text); \
+         INSERT INTO hits_dealloc SELECT g, 'v' || g FROM generate_series(1, 20) g",
+    )
+    .await;
+    let proxy = Proxy::start_cached(|_| {}).await;
+    let client = proxy.connect("hits_dealloc").await;
+    let statement = client
+        .prepare("SELECT v FROM hits_dealloc WHERE id = $1")
+        .await
+        .expect("prepare");
+    let read = async || {
+        let before = proxy.metrics.cache_hits.get();
+        let rows = client.query(&statement, &[&5i32]).await.expect("query");
+        assert_eq!(rows[0].get::<_, String>(0), "v5");
+        proxy.metrics.cache_hits.get() > before
+    };
+    let until_hit = async |what: &str| {
+        // Settings are read again after the batch: the first reads go to
+        // the origin.
+        for _ in 0..20 {
+            if read().await {
+                return;
+            }
+        }
+        panic!("{what}: the prepared statement is never served");
+    };
+    until_hit("before").await;
+    client
+        .batch_execute(
+            "PREPARE hits_dealloc_other AS SELECT 1; DEALLOCATE hits_dealloc_other; \
+             DISCARD PLANS",
+        )
+        .await
+        .expect("deallocate");
+    until_hit("after DEALLOCATE of another statement").await;
+    // DEALLOCATE ALL drops it on the origin too: the next use is the
+    // origin's error, not a hit.
+    client
+        .batch_execute("DEALLOCATE ALL")
+        .await
+        .expect("deallocate all");
+    let err = client
+        .query(&statement, &[&5i32])
+        .await
+        .expect_err("the statement is gone");
+    assert_eq!(
+        err.code(),
+        Some(&tokio_postgres::error::SqlState::INVALID_SQL_STATEMENT_NAME)
+    );
+}

@@ -970,15 +970,29 @@ impl SessionCache {
             self.unknown_effects();
             return;
         }
-        if kinds
-            .iter()
-            .any(|k| matches!(k, StatementKind::Deallocate | StatementKind::Discard { .. }))
-        {
-            self.statements.clear();
-            for pp in self.pending_parses.iter_mut() {
-                pp.closed = true;
+        // SQL-level `DEALLOCATE` shares the namespace of protocol-level
+        // statements: the one it names goes; `DEALLOCATE ALL` and
+        // `DISCARD ALL` drop every one (other `DISCARD`s drop none).
+        for k in kinds {
+            match k {
+                StatementKind::Deallocate { name: Some(name) } => {
+                    let name = name.as_bytes();
+                    self.statements.remove(name);
+                    for pp in self.pending_parses.iter_mut() {
+                        if pp.name == name {
+                            pp.closed = true;
+                        }
+                    }
+                }
+                StatementKind::Deallocate { name: None } | StatementKind::Discard { all: true } => {
+                    self.statements.clear();
+                    for pp in self.pending_parses.iter_mut() {
+                        pp.closed = true;
+                    }
+                    self.virtual_unnamed = None;
+                }
+                _ => {}
             }
-            self.virtual_unnamed = None;
         }
         if kinds.iter().any(|k| matches!(k, StatementKind::Cursor)) {
             self.cursors = true;

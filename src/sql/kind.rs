@@ -42,7 +42,11 @@ pub enum StatementKind {
     /// `PREPARE name AS …` (SQL-level).
     Prepare,
     Execute,
-    Deallocate,
+    /// `DEALLOCATE name` (`Some`, the name as PostgreSQL folds it) or
+    /// `DEALLOCATE ALL` (`None`).
+    Deallocate {
+        name: Option<String>,
+    },
     Explain,
     Call,
     Do,
@@ -133,7 +137,7 @@ impl StatementKind {
                     | StatementKind::Set(_)
                     | StatementKind::Reset(_)
                     | StatementKind::Prepare
-                    | StatementKind::Deallocate
+                    | StatementKind::Deallocate { .. }
                     | StatementKind::Discard { .. }
                     | StatementKind::Lock
             ))
@@ -164,7 +168,7 @@ impl StatementKind {
             | StatementKind::Unlisten
             | StatementKind::Notify
             | StatementKind::Prepare
-            | StatementKind::Deallocate
+            | StatementKind::Deallocate { .. }
             | StatementKind::Explain
             | StatementKind::Lock
             | StatementKind::Discard { .. }
@@ -209,7 +213,7 @@ impl StatementKind {
             StatementKind::Notify => "NOTIFY",
             StatementKind::Prepare => "PREPARE",
             StatementKind::Execute => "EXECUTE",
-            StatementKind::Deallocate => "DEALLOCATE",
+            StatementKind::Deallocate { .. } => "DEALLOCATE",
             StatementKind::Explain => "EXPLAIN",
             StatementKind::Call => "CALL",
             StatementKind::Do => "DO",

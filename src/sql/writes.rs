@@ -46,9 +46,12 @@ fn by_kind(kind: &StatementKind) -> Option<Writes> {
         K::Select | K::Show(_) | K::Explain | K::Listen | K::Unlisten | K::Notify => {
             Writes::Nothing
         }
-        K::Set(_) | K::Reset(_) | K::Prepare | K::Deallocate | K::Discard { .. } | K::Lock => {
-            Writes::Nothing
-        }
+        K::Set(_)
+        | K::Reset(_)
+        | K::Prepare
+        | K::Deallocate { .. }
+        | K::Discard { .. }
+        | K::Lock => Writes::Nothing,
         K::Transaction(t) => match t {
             TransactionKind::CommitPrepared => Writes::Unknown,
             _ => Writes::Nothing,

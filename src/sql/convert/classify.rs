@@ -36,7 +36,9 @@ pub(super) fn classify(node: &N) -> StatementKind {
         N::NotifyStmt(_) => K::Notify,
         N::PrepareStmt(_) => K::Prepare,
         N::ExecuteStmt(_) => K::Execute,
-        N::DeallocateStmt(_) => K::Deallocate,
+        N::DeallocateStmt(d) => K::Deallocate {
+            name: (!d.name.is_empty()).then(|| d.name.clone()),
+        },
         N::ExplainStmt(e) => {
             let analyze = e.options.iter().any(|o| match &o.node {
                 Some(N::DefElem(d)) => d.defname == "analyze",

@@ -460,7 +460,19 @@ fn statement_kinds() {
         ("NOTIFY ch, 'x'", K::Notify),
         ("PREPARE p AS SELECT 1", K::Prepare),
         ("EXECUTE p", K::Execute),
-        ("DEALLOCATE ALL", K::Deallocate),
+        ("DEALLOCATE ALL", K::Deallocate { name: None }),
+        (
+            "DEALLOCATE PREPARE \"S_1\"",
+            K::Deallocate {
+                name: Some("S_1".into()),
+            },
+        ),
+        (
+            "deallocate Touch",
+            K::Deallocate {
+                name: Some("touch".into()),
+            },
+        ),
         ("EXPLAIN SELECT 1", K::Explain),
         (
             "EXPLAIN (ANALYZE) DELETE FROM t",
