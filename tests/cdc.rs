@@ -989,6 +989,68 @@ async fn value_entries_follow_the_rows_they_read() {
 /// their tables: a row appearing or vanishing on the nullable side, even
 /// for a statement that reads one row of the other side by key, reaches
 /// the cached result.
+/// Code run through the proxy (`DO`) reports what it changed through the
+/// change stream like any other session: entries of tables it does not
+/// write stay, and DDL it runs reaches the cache with its transaction.
+#[tokio::test]
+async fn code_run_through_the_proxy_leaves_other_entries() {
+    setup(
+        "DROP TABLE IF EXISTS cdc_do_a, cdc_do_b; \
+         CREATE TABLE cdc_do_a (id int PRIMARY KEY, v text); \
+         CREATE TABLE cdc_do_b (id int PRIMARY KEY, n int); \
+         INSERT INTO cdc_do_a VALUES (1, 'a'), (2, 'b'); \
+         INSERT INTO cdc_do_b VALUES (1, 0)",
+    )
+    .await;
+    let proxy = Proxy::start_streaming(|_| {}).await;
+    let reader = proxy.connect("cdc_do_reader").await;
+    let writer = proxy.connect("cdc_do_writer").await;
+    let direct = connect_direct("cdc_do_direct").await;
+    let read = "SELECT v FROM cdc_do_a WHERE id = 1";
+    // The writer goes through the proxy: `outlive_other_rows` runs the
+    // writes and reads the WAL position on the client it is given.
+    outlive_other_rows(
+        &proxy,
+        &writer,
+        async || {
+            warm(&proxy, &reader, read).await;
+        },
+        |attempt| format!("DO $$BEGIN UPDATE cdc_do_b SET n = {attempt} WHERE id = 1; END$$"),
+        async || {
+            assert_eq!(col(&reader, read).await, one("a"));
+        },
+        1,
+    )
+    .await;
+    assert_eq!(
+        col(&direct, "SELECT n::text FROM cdc_do_b").await,
+        col(&writer, "SELECT n::text FROM cdc_do_b").await
+    );
+    // DDL inside the code: the writer sees it at once, every session once
+    // the stream has it.
+    let all = "SELECT * FROM cdc_do_a WHERE id = 2";
+    warm(&proxy, &reader, all).await;
+    writer
+        .batch_execute("DO $$BEGIN ALTER TABLE cdc_do_a ADD COLUMN w int DEFAULT 7; END$$")
+        .await
+        .unwrap();
+    let width = async |client: &Client| {
+        let messages = client.simple_query(all).await.unwrap();
+        let rows: Vec<usize> = messages
+            .iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(row) => Some(row.len()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(rows.len(), 1, "{all}");
+        rows[0]
+    };
+    assert_eq!(width(&writer).await, 3, "the writer's own DDL");
+    caught_up(&proxy, &direct).await;
+    assert_eq!(width(&reader).await, 3, "DDL of another session");
+}
+
 #[tokio::test]
 async fn outer_joins_follow_changes_to_either_table() {
     setup(

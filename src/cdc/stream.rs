@@ -64,6 +64,9 @@ pub trait Target: Send + Sync + 'static {
     /// The stream sent a table definition it had not sent before, or one
     /// that differs from the one it sent before.
     fn redefined(&self, relation: &Relation);
+    /// Whether DDL run on the origin now reaches the stream (its event
+    /// trigger is in place and enabled, as of the last position read).
+    fn ddl_streamed(&self, on: bool);
 }
 
 /// State the two loops share.
@@ -221,6 +224,7 @@ async fn stream_loop(shared: Arc<Shared>, config: CdcConfig, origin: OriginConfi
     loop {
         let started = Instant::now();
         let result = stream_once(&shared, &config, &origin).await;
+        shared.target.ddl_streamed(false);
         shared.stream_up.store(false, Ordering::Release);
         shared.metrics.cdc_stream_up.set(0);
         shared.stop_serving();
@@ -675,6 +679,9 @@ async fn position_once(
             install_ddl_trigger(&client).await;
         }
         trigger_ok = Some(trigger);
+        shared
+            .target
+            .ddl_streamed(trigger && shared.stream_up.load(Ordering::Acquire));
         if roles_seen.is_some_and(|r| r != roles) {
             // A membership or role attribute changed: every role proves
             // its access again.

@@ -7,7 +7,7 @@
 //! calls in with whole messages (ADR 011).
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -175,6 +175,11 @@ pub(crate) struct CacheRuntime {
     /// plan the origin refuses to change the result type of) never shares
     /// entries with one prepared after it.
     ddl_epoch: AtomicU64,
+    /// The change stream reports DDL run on the origin (its event trigger
+    /// was there at the last position read): code of unknown effects run
+    /// through the proxy (`DO`, `CALL`, triggers) need not reload the
+    /// catalog itself; any DDL it ran arrives with its transaction.
+    ddl_streamed: AtomicBool,
     /// The publication the change stream reads (`None` without a stream:
     /// then only writes through the proxy invalidate).
     publication: Option<String>,
@@ -241,6 +246,7 @@ impl CacheRuntime {
             reload: Notify::new(),
             allow_statements,
             ddl_epoch: AtomicU64::new(0),
+            ddl_streamed: AtomicBool::new(false),
             publication: (config.cdc.mode == CdcMode::On).then(|| config.cdc.publication.clone()),
             fence_wanted: Arc::new(Notify::new()),
             dependencies: quick_cache::sync::Cache::new(16_384),
@@ -370,6 +376,12 @@ impl CacheRuntime {
         }
     }
 
+    /// Whether DDL on the origin reaches the cache through the change
+    /// stream ([`Self::ddl_streamed`] field).
+    fn ddl_streamed(&self) -> bool {
+        self.publication.is_some() && self.ddl_streamed.load(Ordering::Acquire)
+    }
+
     /// A catalog change through the proxy is not in the loaded catalog yet:
     /// nothing new is captured and every write counts as writing everything.
     fn catalog_stale(&self) -> bool {
@@ -464,6 +476,10 @@ impl cdc::Target for CacheRuntime {
 
     fn catalog_changed(&self) {
         CacheRuntime::catalog_changed(self);
+    }
+
+    fn ddl_streamed(&self, on: bool) {
+        self.ddl_streamed.store(on, Ordering::Release);
     }
 
     fn redefined(&self, relation: &cdc::pgoutput::Relation) {
@@ -1002,7 +1018,13 @@ impl SessionCache {
             return;
         }
         if kinds.iter().any(StatementKind::may_change_catalog) {
-            self.req.ddl = true;
+            // DDL itself reloads at once; code that may run some (`DO`,
+            // `CALL`) leaves it to the change stream when that reports DDL.
+            self.req.ddl |= !kinds
+                .iter()
+                .filter(|k| k.may_change_catalog())
+                .all(|k| matches!(k, StatementKind::Do | StatementKind::Call))
+                || !self.rt.ddl_streamed();
             self.maybe_temp = true;
         }
         let empty = HashSet::new();
@@ -1118,7 +1140,7 @@ impl SessionCache {
 
     fn unknown_effects(&mut self) {
         self.req.written.all = true;
-        self.req.ddl = true;
+        self.req.ddl |= !self.rt.ddl_streamed();
         self.settings_changed();
     }
 
