@@ -522,6 +522,14 @@ pub enum Expr {
         expr: Box<Expr>,
         collation: ObjectName,
     },
+    /// `expr[i]`, `expr[i][j]`, `expr[lo:hi]` (either bound may be left
+    /// out of a slice): one `(lower, upper)` per bracket, `lower` only in
+    /// slices. Any slice bracket makes the whole subscript a slice.
+    Subscript {
+        expr: Box<Expr>,
+        indices: Vec<(Option<Expr>, Option<Expr>)>,
+        slice: bool,
+    },
 }
 
 impl Expr {
@@ -584,6 +592,15 @@ impl Expr {
                 }
                 if let Some(e) = else_result {
                     e.for_each_mut(f);
+                }
+            }
+            Expr::Subscript { expr, indices, .. } => {
+                expr.for_each_mut(f);
+                for (lower, upper) in indices {
+                    lower
+                        .iter_mut()
+                        .chain(upper)
+                        .for_each(|e| e.for_each_mut(f));
                 }
             }
             Expr::Subquery { kind, .. } => match kind {

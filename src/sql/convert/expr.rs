@@ -254,7 +254,25 @@ pub(super) fn expr(cx: &mut Cx, n: &pb::Node) -> R<Expr> {
             expr: boxed(cx, c.arg.as_deref())?,
             collation: object_name(&c.collname)?,
         }),
-        N::AIndirection(_) => unsupported("array subscripts or field selection"),
+        N::AIndirection(a) => {
+            let base = boxed(cx, a.arg.as_deref())?;
+            let mut indices = Vec::with_capacity(a.indirection.len());
+            let mut slice = false;
+            for step in &a.indirection {
+                let Some(N::AIndices(i)) = &step.node else {
+                    return unsupported("field selection");
+                };
+                slice |= i.is_slice;
+                let lower = i.lidx.as_deref().map(|n| expr(cx, n)).transpose()?;
+                let upper = i.uidx.as_deref().map(|n| expr(cx, n)).transpose()?;
+                indices.push((lower, upper));
+            }
+            Ok(Expr::Subscript {
+                expr: base,
+                indices,
+                slice,
+            })
+        }
         N::GroupingFunc(_) => unsupported("GROUPING()"),
         N::SetToDefault(_) => unsupported("DEFAULT"),
         N::XmlExpr(_) | N::XmlSerialize(_) => unsupported("XML expressions"),

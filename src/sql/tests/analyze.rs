@@ -341,3 +341,37 @@ fn shapes_are_shared_through_arc() {
     assert!(Arc::ptr_eq(&a.shape, &b.shape));
     assert_eq!(a.shape.fingerprint_hex().len(), 16);
 }
+
+#[test]
+fn array_subscripts_are_typed_by_the_element() {
+    let fx = Fx::new();
+    for sql in [
+        "SELECT id, tags[1] FROM blog_post WHERE id = 1",
+        "SELECT id, tags[2:3], tags[:1] FROM blog_post WHERE id = 1",
+        "SELECT id FROM blog_post WHERE tags[1] = 'rust'",
+        "SELECT id FROM blog_post WHERE tags[views] = 'rust'",
+        "SELECT id FROM blog_post WHERE tags[$1] = $2",
+    ] {
+        cacheable(&fx, sql);
+    }
+    for (sql, why) in [
+        (
+            "SELECT id, metadata['a'] FROM blog_post",
+            "subscripts of a value that is not an array",
+        ),
+        (
+            "SELECT id, tags[rating] FROM blog_post",
+            "an array subscript that is not an integer",
+        ),
+        (
+            "SELECT id, tags[1.5] FROM blog_post",
+            "an array subscript that is not an integer",
+        ),
+    ] {
+        assert_eq!(
+            reason(&fx, sql),
+            Reason::Unsupported(why.to_owned()),
+            "{sql}"
+        );
+    }
+}

@@ -339,7 +339,8 @@ fn unsupported_constructs_are_named() {
             "SELECT row_number() OVER () FROM t",
             "window functions (OVER)",
         ),
-        ("SELECT a[1] FROM t", "array subscripts or field selection"),
+        ("SELECT (c).f FROM t", "field selection"),
+        ("SELECT c[1].f FROM t", "field selection"),
         ("SELECT * FROM generate_series(1, 2)", "functions in FROM"),
         (
             "SELECT a FROM t GROUP BY CUBE (a)",
@@ -356,6 +357,48 @@ fn unsupported_constructs_are_named() {
             other => panic!("{sql}: {other:?}"),
         }
     }
+}
+
+#[test]
+fn array_subscripts() {
+    let SelectItem::Expr { expr, .. } = &select("SELECT a[1][$1], a[2:], a[:n] FROM t").targets[0]
+    else {
+        panic!()
+    };
+    assert_eq!(
+        *expr,
+        Expr::Subscript {
+            expr: Box::new(col(&[], "a")),
+            indices: vec![(None, Some(int(1))), (None, Some(Expr::Param(1)))],
+            slice: false,
+        }
+    );
+    let targets = select("SELECT a[2:], a[:n] FROM t").targets;
+    let SelectItem::Expr { expr: open_end, .. } = &targets[0] else {
+        panic!()
+    };
+    assert_eq!(
+        *open_end,
+        Expr::Subscript {
+            expr: Box::new(col(&[], "a")),
+            indices: vec![(Some(int(2)), None)],
+            slice: true,
+        }
+    );
+    let SelectItem::Expr {
+        expr: open_start, ..
+    } = &targets[1]
+    else {
+        panic!()
+    };
+    assert_eq!(
+        *open_start,
+        Expr::Subscript {
+            expr: Box::new(col(&[], "a")),
+            indices: vec![(None, Some(col(&[], "n")))],
+            slice: true,
+        }
+    );
 }
 
 #[test]

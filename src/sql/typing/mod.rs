@@ -488,9 +488,52 @@ impl<'a> Typer<'a> {
             Expr::Subquery { .. } => Err(Reason::Subquery),
             Expr::SqlValue(f) => Err(Reason::SqlValueFunction(f.sql())),
             Expr::Collate { .. } => Err(Reason::Unsupported("COLLATE".to_owned())),
+            Expr::Subscript {
+                expr,
+                indices,
+                slice,
+            } => {
+                // Arrays only (a domain over one reads as its base type);
+                // other subscriptable types (jsonb, hstore, point) are not.
+                let container = match self.expr(expr)? {
+                    Ty::Known(t) => t,
+                    _ => {
+                        return Err(Reason::UncertainTypes("the subscripted value".to_owned()));
+                    }
+                };
+                let Some(element) = self.element(container) else {
+                    return Err(Reason::Unsupported(
+                        "subscripts of a value that is not an array".to_owned(),
+                    ));
+                };
+                for index in indices.iter().flat_map(|(l, u)| l.iter().chain(u)) {
+                    // Each index is assigned to int4 (an int8 beyond it is
+                    // an error, as the origin reports it).
+                    match self.expr(index)? {
+                        Ty::Known(t) if INTEGER_INDEX.contains(&self.base(t)) => {}
+                        Ty::Null => {}
+                        Ty::Unknown => self.check_input(oids::INT4)?,
+                        _ => {
+                            return Err(Reason::Unsupported(
+                                "an array subscript that is not an integer".to_owned(),
+                            ));
+                        }
+                    }
+                }
+                if *slice {
+                    // A slice is an array of the element type (`int2vector`
+                    // and `oidvector` slices are `int2[]` and `oid[]`).
+                    Ok(self.array_of(element).map_or(Ty::Unresolved, Ty::Known))
+                } else {
+                    Ok(Ty::Known(element))
+                }
+            }
         }
     }
 }
+
+/// Types an array subscript takes as they are (`int2`, `int4`, `int8`).
+const INTEGER_INDEX: [Oid; 3] = [oids::INT2, oids::INT4, oids::INT8];
 
 /// Keep only the entries with the highest `score`.
 fn keep_best<T>(list: &mut Vec<&T>, score: impl Fn(&T) -> usize) {
