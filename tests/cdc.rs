@@ -1117,3 +1117,92 @@ async fn outer_joins_follow_changes_to_either_table() {
         }
     }
 }
+
+/// A single-table entry whose whole `WHERE` the proxy can test (ranges on
+/// integers, `OR`, `IS NULL`, a parameter) and that outputs the key
+/// survives changes to rows that are not in it and whose new versions do
+/// not satisfy the `WHERE`; a row moving in, or a row of it changing,
+/// drops it (ADR 016).
+#[tokio::test]
+async fn filtered_entries_follow_only_rows_that_could_match() {
+    setup(
+        "DROP TABLE IF EXISTS cdc_filt; \
+         CREATE TABLE cdc_filt (id int PRIMARY KEY, n int, tag text, note text); \
+         INSERT INTO cdc_filt SELECT g, g, 't' || g, NULL FROM generate_series(1, 20) g; \
+         UPDATE cdc_filt SET tag = NULL WHERE id = 2",
+    )
+    .await;
+    let proxy = Proxy::start_streaming(|_| {}).await;
+    let client = proxy.connect("cdc_filt").await;
+    let direct = connect_direct("cdc_filt_writer").await;
+    let range = "SELECT id, n FROM cdc_filt WHERE n BETWEEN 3 AND 6 ORDER BY id";
+    let or_null = "SELECT * FROM cdc_filt WHERE tag IS NULL OR n > 18 ORDER BY id";
+    let prepared = client
+        .prepare("SELECT id FROM cdc_filt WHERE NOT (n >= $1) ORDER BY id")
+        .await
+        .unwrap();
+    let read_prepared = async || {
+        client
+            .query(&prepared, &[&3_i32])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<_, i32>(0))
+            .collect::<Vec<_>>()
+    };
+    let ids = |v: &[i32]| v.iter().map(|i| Some(i.to_string())).collect::<Vec<_>>();
+    outlive_other_rows(
+        &proxy,
+        &direct,
+        async || {
+            warm(&proxy, &client, range).await;
+            warm(&proxy, &client, or_null).await;
+            until_hit(&proxy, "prepared read", async || {
+                read_prepared().await;
+            })
+            .await;
+        },
+        // Row 10 changes outside every WHERE; a row arrives and goes.
+        |attempt| {
+            format!(
+                "UPDATE cdc_filt SET note = 'x{attempt}', n = 11 WHERE id = 10; \
+                 INSERT INTO cdc_filt VALUES ({id}, 12, 'new', NULL); \
+                 DELETE FROM cdc_filt WHERE id = {id}",
+                id = 100 + attempt
+            )
+        },
+        async || {
+            assert_eq!(col(&client, range).await, ids(&[3, 4, 5, 6]));
+            assert_eq!(col(&client, or_null).await, ids(&[2, 19, 20]));
+            assert_eq!(read_prepared().await, [1, 2]);
+        },
+        3,
+    )
+    .await;
+    // Rows move in, one leaves, one of each result changes.
+    direct
+        .batch_execute(
+            "UPDATE cdc_filt SET n = 4 WHERE id = 10; \
+             UPDATE cdc_filt SET n = 7 WHERE id = 6; \
+             UPDATE cdc_filt SET tag = NULL WHERE id = 11; \
+             INSERT INTO cdc_filt VALUES (0, -5, 'low', NULL)",
+        )
+        .await
+        .unwrap();
+    converges(&client, range, ids(&[3, 4, 5, 10])).await;
+    converges(&client, or_null, ids(&[2, 11, 19, 20])).await;
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    while read_prepared().await != [0, 1, 2] {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "n < 3 never shows row 0"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // A row of the result: its new version leaves the WHERE.
+    direct
+        .batch_execute("UPDATE cdc_filt SET tag = 'back' WHERE id = 2")
+        .await
+        .unwrap();
+    converges(&client, or_null, ids(&[11, 19, 20])).await;
+}

@@ -30,13 +30,14 @@ pub mod response;
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use quick_cache::sync::Cache;
 use quick_cache::{Equivalent, Lifecycle, Weighter};
 
 use crate::catalog::Oid;
+use crate::sql::filter::Filter;
 pub use crate::sql::rowkey::KeyPart;
 pub use response::{CapturedResult, Rejected};
 
@@ -182,6 +183,10 @@ pub struct Entry {
     /// The applied position (LSN) from which the entry may be served;
     /// [`PENDING`] until its fence position is known.
     ready_at: AtomicU64,
+    /// The filter the change stream tests new rows against for this entry
+    /// (registered by [`ResultCache::narrow_filter`]; it lives as long as
+    /// the entry does).
+    filter: Option<Arc<Filter>>,
 }
 
 impl Entry {
@@ -193,6 +198,7 @@ impl Entry {
             deps,
             weight,
             ready_at: AtomicU64::new(0),
+            filter: None,
         }
     }
 
@@ -386,7 +392,14 @@ pub struct ResultCache {
     starts: AtomicU64,
     /// Entries stored and tickets issued since the last [`Self::take_waiting`].
     pending: Mutex<Waiting>,
+    /// Filters of entries by table ([`Self::narrow_filter`]).
+    filters: Mutex<HashMap<Oid, Vec<Weak<Filter>>>>,
+    next_filter: AtomicU64,
 }
+
+/// Most live filters per table; beyond, new entries of the table depend on
+/// every change to it (each change is tested against every filter).
+pub const MAX_FILTERS_PER_TABLE: usize = 4096;
 
 /// A session's promise to read nothing from the cache that is older than
 /// its own last write: settled with a WAL position read after that write
@@ -459,6 +472,8 @@ impl ResultCache {
             applied: AtomicU64::new(0),
             starts: AtomicU64::new(0),
             pending: Mutex::new(Waiting::default()),
+            filters: Mutex::new(HashMap::new()),
+            next_filter: AtomicU64::new(1),
             limits,
         }
     }
@@ -656,6 +671,7 @@ impl ResultCache {
             deps: generations,
             depends,
             started,
+            filter: None,
         })
     }
 
@@ -668,7 +684,8 @@ impl ResultCache {
         result: CapturedResult,
     ) -> Option<u64> {
         self.release(&capture.key);
-        let entry = Entry::new(shape, result, capture.deps, capture.key.as_bytes().len());
+        let mut entry = Entry::new(shape, result, capture.deps, capture.key.as_bytes().len());
+        entry.filter = capture.filter;
         if entry.weight > self.limits.max_result_size {
             return None;
         }
@@ -841,6 +858,7 @@ pub struct Capture {
     depends: Vec<Depend>,
     /// Each table's generation slot as it was before the others were read.
     started: Vec<(usize, u64)>,
+    filter: Option<Arc<Filter>>,
 }
 
 impl Capture {
@@ -908,6 +926,116 @@ impl ResultCache {
                 };
             }
         }
+        true
+    }
+
+    /// A new filter id: names a generation slot of its own (as a row hash
+    /// does; a shared slot only costs a spurious invalidation).
+    pub fn filter_id(&self, table: Oid) -> u64 {
+        let n = self.next_filter.fetch_add(1, Ordering::Relaxed);
+        let mut h = std::hash::DefaultHasher::new();
+        (b"filter", table.0, n).hash(&mut h);
+        h.finish()
+    }
+
+    /// The live filters of `table` (dropped entries' filters are pruned).
+    pub fn filters_of(&self, table: Oid) -> Vec<Arc<Filter>> {
+        let mut filters = self.filters.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(list) = filters.get_mut(&table) else {
+            return Vec::new();
+        };
+        let mut live = Vec::with_capacity(list.len());
+        list.retain(|w| match w.upgrade() {
+            Some(f) => {
+                live.push(f);
+                true
+            }
+            None => false,
+        });
+        if list.is_empty() {
+            filters.remove(&table);
+        }
+        live
+    }
+
+    /// Bump the generation slots of these filters (their tables' slots
+    /// were bumped by the same commit already).
+    pub fn invalidate_filters(&self, ids: &[u64]) {
+        for &id in ids {
+            self.generations.bump(Generations::row_slot(id));
+        }
+        if !ids.is_empty() {
+            self.stale.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    /// Narrow a capture's dependency on every change to `filter.table` to
+    /// the rows of its result (`rows`: their [`row_hash`]es), the filter
+    /// (bumped by the change stream when a new row might satisfy it) and
+    /// changes that name no row. Sound when every row that could be in the
+    /// result and changed is one of `rows` or has a new version (the
+    /// caller's statement reads one table, outputs its key, and `filter`
+    /// is its whole `WHERE`).
+    ///
+    /// The filter is registered first, then the rows' and the filter's
+    /// generations are read, then the table's is checked unchanged since
+    /// the capture began: a commit applied later bumps the table's slot
+    /// before it tests the registered filters. Returns whether it narrowed.
+    pub fn narrow_filter(&self, capture: &mut Capture, filter: Filter, rows: &[u64]) -> bool {
+        let table = filter.table;
+        let slot = Generations::slot(table);
+        let Some(&(_, started)) = capture.started.iter().find(|&&(s, _)| s == slot) else {
+            return false;
+        };
+        let sharing = capture
+            .depends
+            .iter()
+            .filter(|d| matches!(d, Depend::Table(t) if Generations::slot(*t) == slot))
+            .count();
+        if sharing != 1 || !capture.depends.contains(&Depend::Table(table)) {
+            return false;
+        }
+        let filter = Arc::new(filter);
+        {
+            let mut filters = self.filters.lock().unwrap_or_else(|p| p.into_inner());
+            let list = filters.entry(table).or_default();
+            if list.len() >= MAX_FILTERS_PER_TABLE {
+                list.retain(|w| w.strong_count() > 0);
+                if list.len() >= MAX_FILTERS_PER_TABLE {
+                    return false;
+                }
+            }
+            list.push(Arc::downgrade(&filter));
+        }
+        let narrower: Vec<(usize, u64)> = [COARSE_BASE + slot, Generations::row_slot(filter.id)]
+            .into_iter()
+            .chain(rows.iter().map(|&r| Generations::row_slot(r)))
+            .map(|s| (s, self.generations.slots[s].load(Ordering::Acquire)))
+            .collect();
+        if self.generations.slots[slot].load(Ordering::Acquire) != started {
+            return false;
+        }
+        let mut slots: Vec<(usize, u64)> = capture
+            .deps
+            .tables
+            .iter()
+            .copied()
+            .filter(|&(s, _)| s != slot)
+            .collect();
+        for (s, g) in narrower {
+            if !slots.iter().any(|&(have, _)| have == s) {
+                slots.push((s, g));
+            }
+        }
+        slots.sort_unstable();
+        capture.deps.tables = slots.into_boxed_slice();
+        capture.depends.retain(|d| *d != Depend::Table(table));
+        capture.depends.push(Depend::Coarse(table));
+        capture.depends.push(Depend::Row(table, filter.id));
+        capture
+            .depends
+            .extend(rows.iter().map(|&r| Depend::Row(table, r)));
+        capture.filter = Some(filter);
         true
     }
 

@@ -494,3 +494,79 @@ fn a_result_narrows_value_dependencies_to_the_rows_it_read() {
     cache.invalidate_rows(&[(comments, int_row(comments, &[9])), (comments, any)]);
     assert!(cache.get(KeyRef(b"refused")).is_none());
 }
+
+/// A filter on `n > 5` of `table` (column `n int4`), registered under `id`.
+fn n_above_five(cache: &ResultCache, table: Oid) -> crate::sql::filter::Filter {
+    use crate::sql::deps::KeySource;
+    use crate::sql::filter::{CmpOp, FilterColumn, FilterSpec, Pred};
+    let spec = FilterSpec {
+        columns: vec![FilterColumn {
+            name: "n".to_owned(),
+            type_oid: Oid(23),
+        }],
+        pred: Pred::Cmp {
+            column: 0,
+            op: CmpOp::Gt,
+            value: KeySource::Lifted(0),
+        },
+    };
+    spec.bind(table, cache.filter_id(table), &|_, _| Some(KeyPart::Int(5)))
+        .unwrap()
+}
+
+#[test]
+fn a_filter_narrows_a_table_dependency_to_its_rows_and_matching_new_rows() {
+    let cache = ResultCache::new(limits(1 << 20));
+    let items = Oid(300);
+    let deps = [Depend::Table(items)];
+    let begin = |key: &[u8]| cache.begin_capture(key, &[items], Some(&deps)).unwrap();
+    let members = [int_row(items, &[1]), int_row(items, &[2])];
+    let matched = |cache: &ResultCache| {
+        let ids: Vec<u64> = cache.filters_of(items).iter().map(|f| f.id).collect();
+        cache.invalidate_filters(&ids);
+    };
+
+    let mut capture = begin(b"narrowed");
+    assert!(cache.narrow_filter(&mut capture, n_above_five(&cache, items), &members));
+    cache.finish_capture(capture, 7, result(2, 10)).unwrap();
+    assert_eq!(cache.filters_of(items).len(), 1);
+    // A change to another row whose new version does not match.
+    cache.invalidate_rows(&[(items, int_row(items, &[9]))]);
+    assert!(cache.get(KeyRef(b"narrowed")).is_some());
+    // One whose new version might.
+    matched(&cache);
+    assert!(cache.get(KeyRef(b"narrowed")).is_none());
+    // A row of the result changed or deleted.
+    for member in members {
+        let mut capture = begin(b"member");
+        assert!(cache.narrow_filter(&mut capture, n_above_five(&cache, items), &members));
+        cache.finish_capture(capture, 7, result(2, 10)).unwrap();
+        cache.invalidate_rows(&[(items, int_row(items, &[9]))]);
+        assert!(cache.get(KeyRef(b"member")).is_some());
+        cache.invalidate_rows(&[(items, member)]);
+        assert!(cache.get(KeyRef(b"member")).is_none());
+    }
+    // A truncate (names no row).
+    let mut capture = begin(b"truncated");
+    assert!(cache.narrow_filter(&mut capture, n_above_five(&cache, items), &members));
+    cache.finish_capture(capture, 7, result(2, 10)).unwrap();
+    cache.invalidate(&Written {
+        tables: vec![items],
+        all: false,
+    });
+    assert!(cache.get(KeyRef(b"truncated")).is_none());
+    // Dropped entries' filters are no longer tested.
+    cache.sweep();
+    assert!(cache.filters_of(items).is_empty());
+
+    // A change applied after the capture began: not narrowed, stale.
+    let mut capture = begin(b"raced");
+    cache.invalidate_rows(&[(items, int_row(items, &[9]))]);
+    assert!(!cache.narrow_filter(&mut capture, n_above_five(&cache, items), &members));
+    cache.finish_capture(capture, 7, result(2, 10)).unwrap();
+    assert!(cache.get(KeyRef(b"raced")).is_none());
+    assert!(
+        cache.filters_of(items).is_empty(),
+        "a refused filter is not kept"
+    );
+}

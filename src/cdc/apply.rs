@@ -22,6 +22,7 @@
 //! ([`Committed::whole`]).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -31,6 +32,7 @@ use super::pgoutput::{
 };
 use crate::cache::{KeyPart, any_value_hash, row_hash, value_hash};
 use crate::catalog::Oid;
+use crate::sql::filter::{Cell, Filter};
 use crate::sql::rowkey::{KeyKind, key_kind, stream_value};
 
 /// Names (rows and values) per transaction; beyond, tables are named whole.
@@ -88,6 +90,54 @@ pub struct Committed {
     pub ddl: bool,
     /// Its transaction id (from `Begin`).
     pub xid: u32,
+    /// The new versions of the rows it inserted or updated, per table,
+    /// for the tables not named whole (entries' filters are tested against
+    /// them: [`filter_hits`]).
+    pub new_rows: Vec<NewRows>,
+}
+
+/// New versions of rows (inserts and updates) of one table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRows {
+    pub table: Oid,
+    /// The table's columns as the stream describes them: name and type.
+    pub columns: Arc<[(String, Oid)]>,
+    pub rows: Vec<Tuple>,
+}
+
+/// Most filter tests per table and transaction; beyond, every filter of
+/// the table counts as matched.
+pub const MAX_FILTER_TESTS: usize = 1 << 20;
+
+/// The ids of the filters (of each table's live filters, `filters_of`)
+/// that a new row in `new_rows` might satisfy.
+pub fn filter_hits(new_rows: &[NewRows], filters_of: &dyn Fn(Oid) -> Vec<Arc<Filter>>) -> Vec<u64> {
+    let mut hits = Vec::new();
+    for batch in new_rows {
+        let filters = filters_of(batch.table);
+        if filters.is_empty() {
+            continue;
+        }
+        if batch.rows.len().saturating_mul(filters.len()) > MAX_FILTER_TESTS {
+            hits.extend(filters.iter().map(|f| f.id));
+            continue;
+        }
+        for f in &filters {
+            let positions = f.positions(&batch.columns);
+            let matched = batch.rows.iter().any(|row| {
+                f.may_match(&positions, &|p| match row.columns.get(p) {
+                    Some(ColumnValue::Null) => Cell::Null,
+                    Some(ColumnValue::Text(text)) => Cell::Text(text),
+                    Some(ColumnValue::UnchangedToast) => Cell::Unsent,
+                    Some(ColumnValue::Binary(_)) | None => Cell::Missing,
+                })
+            });
+            if matched {
+                hits.push(f.id);
+            }
+        }
+    }
+    hits
 }
 
 /// A snapshot as `pg_current_snapshot()` prints it (`xmin:xmax:xip,…`):
@@ -152,6 +202,8 @@ struct Naming {
     /// Key-like columns: position, name, kind, part of the replica
     /// identity.
     columns: Vec<(usize, String, KeyKind, bool)>,
+    /// Every column: name and type.
+    all: Arc<[(String, Oid)]>,
 }
 
 /// The old row a change carries.
@@ -220,15 +272,19 @@ impl Applier {
         let message = pgoutput::decode(data).map_err(ApplyError::Decode)?;
         let touched = match message {
             LogicalMessage::Insert(m) => {
-                Some((m.relation, self.names(m.relation, Some(&m.new), Old::None)))
+                let names = self.names(m.relation, Some(&m.new), Old::None);
+                Some((m.relation, names, Some(m.new)))
             }
             LogicalMessage::Update(m) => {
                 let old = m.old.as_ref().map_or(Old::Unsent, Old::of);
-                Some((m.relation, self.names(m.relation, Some(&m.new), old)))
+                let names = self.names(m.relation, Some(&m.new), old);
+                Some((m.relation, names, Some(m.new)))
             }
-            LogicalMessage::Delete(m) => {
-                Some((m.relation, self.names(m.relation, None, Old::of(&m.old))))
-            }
+            LogicalMessage::Delete(m) => Some((
+                m.relation,
+                self.names(m.relation, None, Old::of(&m.old)),
+                None,
+            )),
             LogicalMessage::Truncate(m) => {
                 let txn = self.open_txn("Truncate")?;
                 for oid in m.relations {
@@ -256,8 +312,13 @@ impl Applier {
             LogicalMessage::Commit(_) => return Err(ApplyError::Unexpected("Commit payload")),
             _ => return Err(ApplyError::Unexpected("streamed-transaction")),
         };
-        if let Some((oid, names)) = touched {
-            self.open_txn("a row change")?.touch(oid, 1, names);
+        if let Some((oid, names, new)) = touched {
+            let columns = self.keys.get(&oid).map(|k| Arc::clone(&k.all));
+            let txn = self.open_txn("a row change")?;
+            txn.touch(oid, 1, names);
+            if let (Some(new), Some(columns)) = (new, columns) {
+                txn.new_row(oid, columns, new);
+            }
         }
         Ok(())
     }
@@ -332,6 +393,8 @@ impl Applier {
                 c.whole.push(t);
             }
         }
+        let whole = &c.whole;
+        c.new_rows.retain(|n| !whole.contains(&n.table));
         Ok(c)
     }
 
@@ -363,10 +426,42 @@ impl Committed {
             Some(names) if self.rows.len() + names.len() <= MAX_ROWS_PER_TRANSACTION => {
                 self.rows.extend(names.into_iter().map(|h| (oid, h)));
             }
-            _ => {
-                self.whole.push(oid);
-                self.rows.retain(|&(t, _)| t != oid);
+            _ => self.name_whole(oid),
+        }
+    }
+
+    /// Every entry reading `oid` is affected: its rows are not named.
+    fn name_whole(&mut self, oid: Oid) {
+        self.whole.push(oid);
+        self.rows.retain(|&(t, _)| t != oid);
+        self.new_rows.retain(|n| n.table != oid);
+    }
+
+    /// The new version of a row of `oid` (not kept once the table is named
+    /// whole: every entry of it is dropped anyway).
+    fn new_row(&mut self, oid: Oid, columns: Arc<[(String, Oid)]>, row: Tuple) {
+        if self.whole.contains(&oid) {
+            return;
+        }
+        let held: usize = self.new_rows.iter().map(|n| n.rows.len()).sum();
+        if held >= MAX_ROWS_PER_TRANSACTION {
+            self.name_whole(oid);
+            return;
+        }
+        match self.new_rows.iter_mut().find(|n| n.table == oid) {
+            Some(n) => {
+                if n.columns != columns {
+                    // Redefined inside the transaction: count it whole.
+                    self.name_whole(oid);
+                    return;
+                }
+                n.rows.push(row);
             }
+            None => self.new_rows.push(NewRows {
+                table: oid,
+                columns,
+                rows: vec![row],
+            }),
         }
     }
 }
@@ -404,6 +499,11 @@ fn naming(relation: &Relation) -> Naming {
             .iter()
             .enumerate()
             .filter_map(|(i, c)| Some((i, c.name.clone(), key_kind(c.type_oid)?, c.part_of_key)))
+            .collect(),
+        all: relation
+            .columns
+            .iter()
+            .map(|c| (c.name.clone(), c.type_oid))
             .collect(),
     }
 }
@@ -539,6 +639,41 @@ mod tests {
     }
 
     #[test]
+    fn inserts_and_updates_carry_their_new_rows() {
+        // app.accounts (id int PRIMARY KEY, owner text, balance bigint):
+        // two inserts, an update, a key update, a delete.
+        let commits = run(&fixture!("identity_default.hex"));
+        let t = commits[0].tables[0];
+        let text = |v: &str| ColumnValue::Text(Bytes::copy_from_slice(v.as_bytes()));
+        let rows: Vec<Vec<Vec<ColumnValue>>> = commits
+            .iter()
+            .map(|c| {
+                c.new_rows
+                    .iter()
+                    .flat_map(|n| {
+                        assert_eq!(n.table, t);
+                        let names: Vec<&str> = n.columns.iter().map(|(c, _)| c.as_str()).collect();
+                        assert_eq!(names, ["id", "owner", "balance"]);
+                        n.rows.iter().map(|r| r.columns.clone())
+                    })
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                vec![
+                    vec![text("1"), text("alice"), text("100")],
+                    vec![text("2"), text("bob"), text("50")],
+                ],
+                vec![vec![text("1"), text("alice"), text("150")]],
+                vec![vec![text("10"), text("bob"), text("50")]],
+                vec![],
+            ]
+        );
+    }
+
+    #[test]
     fn truncates_are_named_whole() {
         let commits = run(&fixture!("truncate.hex"));
         for c in &commits {
@@ -605,6 +740,7 @@ mod tests {
         }
         let c = applier.commit().unwrap();
         assert!(c.rows.is_empty());
+        assert!(c.new_rows.is_empty(), "new rows are not kept either");
         assert_eq!(c.whole, c.tables);
     }
 

@@ -33,7 +33,7 @@ use pgwire_replication::{
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
-use super::apply::{Applier, DDL_MESSAGE_PREFIX, XidSnapshot};
+use super::apply::{Applier, DDL_MESSAGE_PREFIX, NewRows, XidSnapshot, filter_hits};
 use super::pgoutput::Relation;
 use super::wal::{Lsn, Timestamp};
 use crate::admin::Metrics;
@@ -96,6 +96,15 @@ struct Unseen {
     xid: u32,
     written: Written,
     rows: Vec<(Oid, u64)>,
+    /// Tested again against the filters registered by then.
+    new_rows: Vec<NewRows>,
+}
+
+impl Unseen {
+    /// Row names and new rows held.
+    fn size(&self) -> usize {
+        self.rows.len() + self.new_rows.iter().map(|n| n.rows.len()).sum::<usize>()
+    }
 }
 
 /// The [`Unseen`] transactions and how many row names they hold.
@@ -107,7 +116,7 @@ struct UnseenList {
 
 impl UnseenList {
     fn push(&mut self, unseen: Unseen) {
-        self.rows += unseen.rows.len();
+        self.rows += unseen.size();
         self.list.push(unseen);
     }
 
@@ -169,7 +178,7 @@ impl Shared {
 
     fn not_yet_visible(&self, unseen: Unseen) {
         let mut list = self.unseen.lock().unwrap_or_else(|p| p.into_inner());
-        if list.list.len() >= MAX_UNSEEN || list.rows + unseen.rows.len() > MAX_UNSEEN_ROWS {
+        if list.list.len() >= MAX_UNSEEN || list.rows + unseen.size() > MAX_UNSEEN_ROWS {
             list.take();
             self.cache().invalidate(&Written {
                 tables: Vec::new(),
@@ -177,6 +186,17 @@ impl Shared {
             });
         }
         list.push(unseen);
+    }
+
+    /// Drop the entries whose filters a new row of a commit might satisfy
+    /// (after the commit's table slots were bumped).
+    fn test_filters(&self, new_rows: &[NewRows]) {
+        if new_rows.is_empty() {
+            return;
+        }
+        let cache = self.cache();
+        let hits = filter_hits(new_rows, &|table| cache.filters_of(table));
+        cache.invalidate_filters(&hits);
     }
 
     fn observe(&self, lsn: u64, at: Instant) {
@@ -363,13 +383,17 @@ async fn stream_once(
                 }
                 // Invalidate first, then publish the position: a reader that
                 // sees the position sees the invalidation.
+                // Table slots first, then the filters registered by now
+                // (`ResultCache::narrow_filter`).
                 shared.cache().invalidate(&written);
                 shared.cache().invalidate_rows(&committed.rows);
+                shared.test_filters(&committed.new_rows);
                 applied(shared, &client, end_lsn);
                 shared.not_yet_visible(Unseen {
                     xid: committed.xid,
                     written,
                     rows: committed.rows,
+                    new_rows: committed.new_rows,
                 });
             }
             ReplicationEvent::KeepAlive { wal_end, .. } => {
@@ -658,6 +682,7 @@ async fn position_once(
             if snapshot.finished(u.xid) {
                 shared.cache().invalidate(&u.written);
                 shared.cache().invalidate_rows(&u.rows);
+                shared.test_filters(&u.new_rows);
             } else {
                 still.push(u);
             }

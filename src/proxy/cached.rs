@@ -114,6 +114,15 @@ struct Named {
     lookups: Vec<Lookup>,
     /// Value dependencies the result may narrow.
     members: Vec<Members>,
+    /// A filter the result may narrow its table dependency to.
+    filter: Option<Filtered>,
+}
+
+/// A single-table entry's filter and where its key is in the output
+/// ([`ResultCache::narrow_filter`]).
+struct Filtered {
+    filter: sql::filter::Filter,
+    key: deps::OutputKey,
 }
 
 /// A table whose value dependencies a capture may narrow to the rows of its
@@ -587,6 +596,7 @@ struct Watch {
     lookups: Vec<Lookup>,
     /// Value dependencies to narrow to the rows of the result.
     members: Vec<Members>,
+    filter: Option<Filtered>,
     /// The result format codes the request asked for (Bind's).
     formats: Vec<i16>,
     errored: bool,
@@ -1671,6 +1681,7 @@ impl SessionCache {
         }
         let mut lookups = Vec::new();
         let mut members = Vec::new();
+        let mut filtered = None;
         let mut named = Vec::with_capacity(spec.len());
         // One dependency per listed value, or the whole table.
         let listed =
@@ -1751,6 +1762,22 @@ impl SessionCache {
                     }
                     named.extend(depends);
                 }
+                Dependency::Filter {
+                    table,
+                    filter,
+                    members: key,
+                } => {
+                    let id = self.rt.cache.filter_id(*table);
+                    filtered = filter
+                        .bind(*table, id, &|source, column_type| {
+                            value(source, column_type)
+                        })
+                        .map(|filter| Filtered {
+                            filter,
+                            key: key.clone(),
+                        });
+                    named.push(Depend::Table(*table));
+                }
                 Dependency::Lookup {
                     table,
                     via,
@@ -1770,6 +1797,7 @@ impl SessionCache {
             depends: named,
             lookups,
             members,
+            filter: filtered,
         })
     }
 
@@ -1805,6 +1833,7 @@ impl SessionCache {
             capture: capture.map(|c| (c, BytesMut::with_capacity(512))),
             lookups: named.lookups,
             members: named.members,
+            filter: named.filter,
             formats,
             errored: false,
             started: Instant::now(),
@@ -1960,33 +1989,43 @@ impl SessionCache {
     /// result holds (their keys read from the output as the client asked
     /// for it: text, or binary per `formats`).
     fn narrow_members(&self, capture: &mut Capture, m: &Members, formats: &[i16], rows: &[u8]) {
-        let positions: Vec<usize> = m.key.iter().map(|&(p, _)| p).collect();
-        let Some(fields) = response::fields_at(rows, &positions) else {
-            return;
-        };
+        if let Some(hashes) = self.member_hashes(m.table, &m.key, formats, rows) {
+            self.rt
+                .cache
+                .narrow_members(capture, m.table, m.any, &hashes);
+        }
+    }
+
+    /// The [`crate::cache::row_hash`]es of the rows of `table` a captured
+    /// result holds, its key at output `key` (read as the client asked for
+    /// it: text, or binary per `formats`); `None` beyond [`MAX_MEMBERS`].
+    fn member_hashes(
+        &self,
+        table: Oid,
+        key: &deps::OutputKey,
+        formats: &[i16],
+        rows: &[u8],
+    ) -> Option<Vec<u64>> {
+        let positions: Vec<usize> = key.iter().map(|&(p, _)| p).collect();
+        let fields = response::fields_at(rows, &positions)?;
         if fields.len() > MAX_MEMBERS {
-            return;
+            return None;
         }
         let utf8 = self.utf8();
-        let hashes = fields
+        fields
             .iter()
             .map(|row| {
                 let key = row
                     .iter()
-                    .zip(&m.key)
+                    .zip(key)
                     .map(|(field, &(p, ty))| {
                         let binary = rowkey::binary_result(formats, p);
                         rowkey::bound_value((*field)?, binary, ty.0, ty, utf8)
                     })
                     .collect::<Option<Vec<KeyPart>>>()?;
-                Some(crate::cache::row_hash(m.table, &key))
+                Some(crate::cache::row_hash(table, &key))
             })
-            .collect::<Option<Vec<u64>>>();
-        if let Some(hashes) = hashes {
-            self.rt
-                .cache
-                .narrow_members(capture, m.table, m.any, &hashes);
-        }
+            .collect()
     }
 
     fn watch_done(&mut self, w: Watch) {
@@ -2024,6 +2063,12 @@ impl SessionCache {
         if let Ok(r) = &result {
             for m in &w.members {
                 self.narrow_members(&mut capture, m, &w.formats, r.rows());
+            }
+            if let Some(f) = w.filter
+                && let Some(hashes) =
+                    self.member_hashes(f.filter.table, &f.key, &w.formats, r.rows())
+            {
+                self.rt.cache.narrow_filter(&mut capture, f.filter, &hashes);
             }
         }
         match result {

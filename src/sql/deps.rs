@@ -18,6 +18,9 @@
 //!   capture);
 //! - `key IN ($1, $2)` or `key = ANY($1)` (or a column equal to one in
 //!   such a list): the rows with those keys, or with those values;
+//! - a single table whose whole `WHERE` [`super::filter`] compiles, when
+//!   the result outputs its key: the rows of the result and the new rows
+//!   that might satisfy the `WHERE` ([`Dependency::Filter`], ADR 016);
 //! - a table none of whose key-like columns is tied to a parameter depends
 //!   on every change to it.
 //!
@@ -35,6 +38,7 @@
 use std::collections::HashMap;
 
 use super::ast::{Expr, JoinKind, OperatorName, SelectItem, SetExpr, TableRef};
+use super::filter::FilterSpec;
 use super::rowkey::{byte_equal_collation, key_kind};
 use super::shape::Shape;
 use crate::catalog::{Oid, ReplicaIdentity, Table};
@@ -97,6 +101,14 @@ pub enum Dependency {
         type_oid: Oid,
         /// As for [`Dependency::Value`].
         members: Option<OutputKey>,
+    },
+    /// The rows of a single-table statement's result (its key is in the
+    /// output: [`output_key`]) and any row whose new version might satisfy
+    /// its whole `WHERE` ([`super::filter`]).
+    Filter {
+        table: Oid,
+        filter: FilterSpec,
+        members: OutputKey,
     },
     /// The row of `table` (integer primary key, default replica identity)
     /// whose key equals the `columns` (one per key column, in `attnum`
@@ -319,6 +331,31 @@ pub fn dependencies<'t>(
                         type_oid: c.type_oid,
                         members: members_of(c, shape, &instances, i),
                     })
+                })
+            })
+            .or_else(|| {
+                // The whole `WHERE` of a statement reading one table.
+                if instances.len() != 1 || !conditions.is_empty() {
+                    return None;
+                }
+                let members = output_key(shape, &instances, i)?;
+                let column = |e: &Expr| match e {
+                    Expr::Column { qualifier, name } => {
+                        resolve(&instances, qualifier, name).map(|(_, c)| c)
+                    }
+                    _ => None,
+                };
+                let filter = super::filter::compile(select.selection.as_ref()?, &column, &source)?;
+                // A client parameter is read as the column's type only when
+                // every use of it is in the filter's comparisons.
+                let typed = filter
+                    .client_uses(shape.client_params)
+                    .iter()
+                    .all(|&(n, count)| uses.get(&n) == Some(&count));
+                typed.then_some(Dependency::Filter {
+                    table: table.oid,
+                    filter,
+                    members,
                 })
             })
             .unwrap_or(Dependency::Table(table.oid));

@@ -28,6 +28,7 @@ pub mod ast;
 mod check;
 mod convert;
 pub mod deps;
+pub mod filter;
 pub mod kind;
 mod normalize;
 pub mod reason;

@@ -219,10 +219,16 @@ fn anything_else_depends_on_every_change() {
     // read as a key: that table then depends on every change.)
     let fx = Fx::new();
     for sql in [
-        "SELECT * FROM users WHERE id = 1 OR id = 2",
         "SELECT * FROM users WHERE email LIKE 'x'",
         "SELECT * FROM users WHERE lower(email) = 'x'",
-        "SELECT * FROM users WHERE id > 5",
+        "SELECT name FROM users WHERE id > 5",
+        "SELECT * FROM users WHERE id > 5 OFFSET 2",
+        "SELECT count(*) FROM users WHERE id > 5",
+        "SELECT * FROM users WHERE email > 'x'",
+        "SELECT * FROM users WHERE id > 5 AND admin",
+        "SELECT * FROM users WHERE id BETWEEN SYMMETRIC 5 AND 1",
+        "SELECT * FROM users WHERE id NOT IN (1, sign_in_count)",
+        "SELECT *, $1::int8 AS k FROM users WHERE id > $1",
         "SELECT * FROM users u LEFT JOIN organizations o \
          ON o.id = u.organization_id WHERE u.id = 1",
         "SELECT * FROM users u JOIN organizations o ON o.id = u.organization_id",
@@ -426,4 +432,88 @@ fn results_that_output_the_key_name_the_rows_they_read() {
             VARCHAR
         )])
     );
+}
+
+#[test]
+fn whole_where_clauses_of_one_table_become_filters() {
+    use crate::sql::filter::{CmpOp, FilterColumn, FilterSpec, Pred};
+    let fx = Fx::new();
+    let users = oid(&fx, "users");
+    let id = FilterColumn {
+        name: "id".to_owned(),
+        type_oid: Oid(INT8),
+    };
+    let filter = |sql: &str| match deps(&fx, sql) {
+        Some(d) => match d.as_slice() {
+            [
+                Dependency::Filter {
+                    table,
+                    filter,
+                    members,
+                },
+            ] => {
+                assert_eq!(*table, users, "{sql}");
+                (filter.clone(), members.clone())
+            }
+            other => panic!("{sql}: {other:?}"),
+        },
+        None => panic!("{sql}: no dependencies"),
+    };
+    let cmp = |column, op, value| Pred::Cmp { column, op, value };
+    assert_eq!(
+        filter("SELECT * FROM users WHERE id > 5"),
+        (
+            FilterSpec {
+                columns: vec![id.clone()],
+                pred: cmp(0, CmpOp::Gt, KeySource::Lifted(0)),
+            },
+            vec![(0, Oid(INT8))]
+        )
+    );
+    // A value on the left compares the other way round.
+    assert_eq!(
+        filter("SELECT id, name FROM users WHERE 5 <= id ORDER BY id LIMIT 3").0,
+        FilterSpec {
+            columns: vec![id.clone()],
+            pred: cmp(0, CmpOp::Ge, KeySource::Lifted(0)),
+        }
+    );
+    assert_eq!(
+        filter("SELECT * FROM users WHERE id = 1 OR id = 2").0.pred,
+        Pred::Or(vec![
+            cmp(0, CmpOp::Eq, KeySource::Lifted(0)),
+            cmp(0, CmpOp::Eq, KeySource::Lifted(1)),
+        ])
+    );
+    // Any column's NULL test; ranges, lists and NOT of integer columns; the
+    // key found anywhere in the output.
+    let (spec, members) = filter(
+        "SELECT name, id FROM users WHERE deleted_at IS NULL \
+         AND sign_in_count NOT BETWEEN $1 AND $2 AND NOT (id IN ($3, 7))",
+    );
+    assert_eq!(members, vec![(1, Oid(INT8))]);
+    assert_eq!(
+        spec.columns
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>(),
+        ["deleted_at", "sign_in_count", "id"]
+    );
+    assert_eq!(
+        spec.pred,
+        Pred::And(vec![
+            Pred::IsNull { column: 0 },
+            Pred::Not(Box::new(Pred::And(vec![
+                cmp(1, CmpOp::Ge, KeySource::Client(1)),
+                cmp(1, CmpOp::Le, KeySource::Client(2)),
+            ]))),
+            Pred::Not(Box::new(Pred::Or(vec![
+                cmp(2, CmpOp::Eq, KeySource::Client(3)),
+                cmp(2, CmpOp::Eq, KeySource::Lifted(0)),
+            ]))),
+        ])
+    );
+    // uuid and text compare by equality only.
+    filter("SELECT * FROM users WHERE uuid <> $1 AND email <> 'a@b'");
+    filter("SELECT * FROM users WHERE email IS DISTINCT FROM $1");
 }
