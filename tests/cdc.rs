@@ -1206,3 +1206,31 @@ async fn filtered_entries_follow_only_rows_that_could_match() {
         .unwrap();
     converges(&client, or_null, ids(&[11, 19, 20])).await;
 }
+
+/// `IS NULL` of a row value is true when every field is NULL: an entry
+/// reading `p IS NULL` of a composite column is not narrowed to a filter
+/// that would read such a row as not NULL (found by review).
+#[tokio::test]
+async fn null_tests_of_row_values_are_not_filters() {
+    setup(
+        "DROP TABLE IF EXISTS cdc_pairs; DROP TYPE IF EXISTS cdc_pair; \
+         CREATE TYPE cdc_pair AS (a int, b int); \
+         CREATE TABLE cdc_pairs (id int PRIMARY KEY, p cdc_pair); \
+         INSERT INTO cdc_pairs VALUES (1, NULL), (2, ROW(1, 2))",
+    )
+    .await;
+    let proxy = Proxy::start_streaming(|_| {}).await;
+    let client = proxy.connect("cdc_pairs").await;
+    let direct = connect_direct("cdc_pairs_writer").await;
+    let null = "SELECT id FROM cdc_pairs WHERE p IS NULL ORDER BY id";
+    let not_not_null = "SELECT id FROM cdc_pairs WHERE NOT (p IS NOT NULL) ORDER BY id";
+    assert_eq!(warm(&proxy, &client, null).await, one("1"));
+    assert_eq!(warm(&proxy, &client, not_not_null).await, one("1"));
+    direct
+        .batch_execute("INSERT INTO cdc_pairs VALUES (3, ROW(NULL, NULL)), (4, ROW(NULL, 5))")
+        .await
+        .unwrap();
+    let ids = |v: &[&str]| v.iter().map(|i| Some((*i).to_owned())).collect::<Vec<_>>();
+    converges(&client, null, ids(&["1", "3"])).await;
+    converges(&client, not_not_null, ids(&["1", "3", "4"])).await;
+}

@@ -153,6 +153,24 @@ impl Snapshot {
         self.types.get(&oid)
     }
 
+    /// Whether `IS NULL` on a value of type `oid` is true exactly when the
+    /// value is NULL: a known type that is not composite (a row value is
+    /// also "NULL" when every field is), domains followed to their base.
+    pub fn plain_null_test(&self, oid: Oid) -> bool {
+        let mut t = oid;
+        for _ in 0..16 {
+            match self.types.get(&t) {
+                Some(ty) if ty.kind == TypeKind::Domain => match ty.base {
+                    Some(base) => t = base,
+                    None => return false,
+                },
+                Some(ty) => return ty.kind != TypeKind::Composite && ty.kind != TypeKind::Pseudo,
+                None => return false,
+            }
+        }
+        false
+    }
+
     /// The type `name` in schema `schema`.
     pub fn type_in(&self, schema: Oid, name: &str) -> Option<&Type> {
         self.type_by_name

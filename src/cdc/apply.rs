@@ -103,6 +103,23 @@ pub struct NewRows {
     /// The table's columns as the stream describes them: name and type.
     pub columns: Arc<[(String, Oid)]>,
     pub rows: Vec<Tuple>,
+    /// Bytes of the rows' values.
+    pub bytes: usize,
+}
+
+/// Bytes of new rows' values kept per transaction; beyond, the table is
+/// named whole.
+pub const MAX_NEW_ROW_BYTES: usize = 16 << 20;
+
+/// Bytes of a row's values.
+fn row_bytes(row: &Tuple) -> usize {
+    row.columns
+        .iter()
+        .map(|c| match c {
+            ColumnValue::Text(b) | ColumnValue::Binary(b) => b.len(),
+            ColumnValue::Null | ColumnValue::UnchangedToast => 0,
+        })
+        .sum()
 }
 
 /// Most filter tests per table and transaction; beyond, every filter of
@@ -444,7 +461,9 @@ impl Committed {
             return;
         }
         let held: usize = self.new_rows.iter().map(|n| n.rows.len()).sum();
-        if held >= MAX_ROWS_PER_TRANSACTION {
+        let bytes: usize = self.new_rows.iter().map(|n| n.bytes).sum();
+        let size = row_bytes(&row);
+        if held >= MAX_ROWS_PER_TRANSACTION || bytes + size > MAX_NEW_ROW_BYTES {
             self.name_whole(oid);
             return;
         }
@@ -456,11 +475,13 @@ impl Committed {
                     return;
                 }
                 n.rows.push(row);
+                n.bytes += size;
             }
             None => self.new_rows.push(NewRows {
                 table: oid,
                 columns,
                 rows: vec![row],
+                bytes: size,
             }),
         }
     }

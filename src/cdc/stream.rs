@@ -101,9 +101,11 @@ struct Unseen {
 }
 
 impl Unseen {
-    /// Row names and new rows held.
-    fn size(&self) -> usize {
-        self.rows.len() + self.new_rows.iter().map(|n| n.rows.len()).sum::<usize>()
+    /// Row names and new rows held, and the new rows' bytes.
+    fn size(&self) -> (usize, usize) {
+        let rows = self.new_rows.iter().map(|n| n.rows.len()).sum::<usize>();
+        let bytes = self.new_rows.iter().map(|n| n.bytes).sum::<usize>();
+        (self.rows.len() + rows, bytes)
     }
 }
 
@@ -112,11 +114,14 @@ impl Unseen {
 struct UnseenList {
     list: Vec<Unseen>,
     rows: usize,
+    bytes: usize,
 }
 
 impl UnseenList {
     fn push(&mut self, unseen: Unseen) {
-        self.rows += unseen.size();
+        let (rows, bytes) = unseen.size();
+        self.rows += rows;
+        self.bytes += bytes;
         self.list.push(unseen);
     }
 
@@ -128,6 +133,7 @@ impl UnseenList {
 
     fn take(&mut self) -> Vec<Unseen> {
         self.rows = 0;
+        self.bytes = 0;
         std::mem::take(&mut self.list)
     }
 }
@@ -136,6 +142,8 @@ impl UnseenList {
 /// all (16 bytes each: 16 MiB); beyond either, every entry is dropped once.
 const MAX_UNSEEN: usize = 100_000;
 const MAX_UNSEEN_ROWS: usize = 1 << 20;
+/// Bytes of new rows' values kept for [`Unseen`] transactions.
+const MAX_UNSEEN_BYTES: usize = 64 << 20;
 
 impl Shared {
     fn cache(&self) -> &ResultCache {
@@ -176,9 +184,13 @@ impl Shared {
         self.metrics.cdc_serving.set(0);
     }
 
-    fn not_yet_visible(&self, unseen: Unseen) {
-        let mut list = self.unseen.lock().unwrap_or_else(|p| p.into_inner());
-        if list.list.len() >= MAX_UNSEEN || list.rows + unseen.size() > MAX_UNSEEN_ROWS {
+    /// Keep `unseen` in `list` (the locked [`Shared::unseen`]).
+    fn not_yet_visible(&self, list: &mut UnseenList, unseen: Unseen) {
+        let (rows, bytes) = unseen.size();
+        if list.list.len() >= MAX_UNSEEN
+            || list.rows + rows > MAX_UNSEEN_ROWS
+            || list.bytes + bytes > MAX_UNSEEN_BYTES
+        {
             list.take();
             self.cache().invalidate(&Written {
                 tables: Vec::new(),
@@ -384,17 +396,26 @@ async fn stream_once(
                 // Invalidate first, then publish the position: a reader that
                 // sees the position sees the invalidation.
                 // Table slots first, then the filters registered by now
-                // (`ResultCache::narrow_filter`).
+                // (`ResultCache::narrow_filter`). The unseen list is held
+                // from before the first bump until the transaction is in it:
+                // the position task takes it after the entries waiting for
+                // a fence, so it holds this transaction for every entry
+                // whose capture began after the bump.
+                let mut unseen = shared.unseen.lock().unwrap_or_else(|p| p.into_inner());
                 shared.cache().invalidate(&written);
                 shared.cache().invalidate_rows(&committed.rows);
                 shared.test_filters(&committed.new_rows);
                 applied(shared, &client, end_lsn);
-                shared.not_yet_visible(Unseen {
-                    xid: committed.xid,
-                    written,
-                    rows: committed.rows,
-                    new_rows: committed.new_rows,
-                });
+                shared.not_yet_visible(
+                    &mut unseen,
+                    Unseen {
+                        xid: committed.xid,
+                        written,
+                        rows: committed.rows,
+                        new_rows: committed.new_rows,
+                    },
+                );
+                drop(unseen);
             }
             ReplicationEvent::KeepAlive { wal_end, .. } => {
                 // Everything committed before the server's end of WAL has

@@ -1666,8 +1666,12 @@ impl SessionCache {
         let spec = match self.rt.dependencies.get(&(shape.fingerprint, generation)) {
             Some(spec) => spec,
             None => {
-                let spec =
-                    deps::dependencies(shape, |oid| catalog.snapshot.table(oid)).map(Arc::from);
+                let spec = deps::dependencies(
+                    shape,
+                    |oid| catalog.snapshot.table(oid),
+                    |t| catalog.snapshot.plain_null_test(t),
+                )
+                .map(Arc::from);
                 self.rt
                     .dependencies
                     .insert((shape.fingerprint, generation), spec.clone());

@@ -131,6 +131,7 @@ pub use super::rowkey::INTEGER_TYPES;
 pub fn dependencies<'t>(
     shape: &Shape,
     table: impl Fn(Oid) -> Option<&'t Table>,
+    plain_null_test: impl Fn(Oid) -> bool,
 ) -> Option<Vec<Dependency>> {
     let query = &shape.query;
     if query.with.is_some() {
@@ -345,7 +346,12 @@ pub fn dependencies<'t>(
                     }
                     _ => None,
                 };
-                let filter = super::filter::compile(select.selection.as_ref()?, &column, &source)?;
+                let filter = super::filter::compile(
+                    select.selection.as_ref()?,
+                    &column,
+                    &source,
+                    &plain_null_test,
+                )?;
                 // A client parameter is read as the column's type only when
                 // every use of it is in the filter's comparisons.
                 let typed = filter

@@ -116,18 +116,22 @@ pub enum Cell<'a> {
 }
 
 /// Compile `selection` (a single-table statement's `WHERE`). `column`
-/// resolves a column reference to the table's column; `param` says whether
-/// parameter `$n` may be read as a key value (its every use is compiled
-/// here, so its type is the column's).
+/// resolves a column reference to the table's column; `param` gives where
+/// parameter `$n`'s value comes from (the caller checks that its every use
+/// is compiled here, so its type is the column's); `plain_null_test` says
+/// whether `IS NULL` on a type is a test of NULL only (not of a row value
+/// whose fields are all NULL).
 pub fn compile<'t>(
     selection: &Expr,
     column: &dyn Fn(&Expr) -> Option<&'t Column>,
     param: &dyn Fn(u32) -> Option<KeySource>,
+    plain_null_test: &dyn Fn(Oid) -> bool,
 ) -> Option<FilterSpec> {
     let mut c = Compiler {
         columns: Vec::new(),
         column,
         param,
+        plain_null_test,
     };
     let pred = c.pred(selection)?;
     Some(FilterSpec {
@@ -170,6 +174,7 @@ struct Compiler<'c, 't> {
     columns: Vec<FilterColumn>,
     column: &'c dyn Fn(&Expr) -> Option<&'t Column>,
     param: &'c dyn Fn(u32) -> Option<KeySource>,
+    plain_null_test: &'c dyn Fn(Oid) -> bool,
 }
 
 impl Compiler<'_, '_> {
@@ -263,9 +268,10 @@ impl Compiler<'_, '_> {
         })
     }
 
+    /// A column whose `IS NULL` tests its value for NULL only.
     fn any_column(&mut self, e: &Expr) -> Option<usize> {
         let c = (self.column)(e)?;
-        Some(self.index(c))
+        (self.plain_null_test)(c.type_oid).then(|| self.index(c))
     }
 
     fn index(&mut self, c: &Column) -> usize {

@@ -7,7 +7,11 @@ use crate::sql::deps::{Dependency, KeySource, List, dependencies};
 
 fn deps(fx: &Fx, sql: &str) -> Option<Vec<Dependency>> {
     let c = cacheable(fx, sql);
-    dependencies(&c.shape, |oid| fx.snapshot.tables().find(|t| t.oid == oid))
+    dependencies(
+        &c.shape,
+        |oid| fx.snapshot.tables().find(|t| t.oid == oid),
+        |t| fx.snapshot.plain_null_test(t),
+    )
 }
 
 fn oid(fx: &Fx, name: &str) -> Oid {
