@@ -865,6 +865,26 @@ impl Capture {
     pub fn key(&self) -> &[u8] {
         self.key.as_bytes()
     }
+
+    /// Stop reading generation slot `slot`; read the `narrower` slots at
+    /// the generations given, except those read already (a generation
+    /// recorded when the capture began is older, so it is kept).
+    fn replace_slot(&mut self, slot: usize, narrower: Vec<(usize, u64)>) {
+        let mut slots: Vec<(usize, u64)> = self
+            .deps
+            .tables
+            .iter()
+            .copied()
+            .filter(|&(s, _)| s != slot)
+            .collect();
+        for (s, g) in narrower {
+            if !slots.iter().any(|&(have, _)| have == s) {
+                slots.push((s, g));
+            }
+        }
+        slots.sort_unstable();
+        self.deps.tables = slots.into_boxed_slice();
+    }
 }
 
 impl ResultCache {
@@ -903,21 +923,7 @@ impl ResultCache {
         if !fresh {
             return false;
         }
-        let mut slots: Vec<(usize, u64)> = capture
-            .deps
-            .tables
-            .iter()
-            .copied()
-            .filter(|&(s, _)| s != slot)
-            .collect();
-        for (s, g) in narrower {
-            // A generation recorded when the capture began is kept (older).
-            if !slots.iter().any(|&(have, _)| have == s) {
-                slots.push((s, g));
-            }
-        }
-        slots.sort_unstable();
-        capture.deps.tables = slots.into_boxed_slice();
+        capture.replace_slot(slot, narrower);
         for d in &mut capture.depends {
             if matches!(d, Depend::Table(t) if *t == table) {
                 *d = match row {
@@ -1015,20 +1021,7 @@ impl ResultCache {
         if self.generations.slots[slot].load(Ordering::Acquire) != started {
             return false;
         }
-        let mut slots: Vec<(usize, u64)> = capture
-            .deps
-            .tables
-            .iter()
-            .copied()
-            .filter(|&(s, _)| s != slot)
-            .collect();
-        for (s, g) in narrower {
-            if !slots.iter().any(|&(have, _)| have == s) {
-                slots.push((s, g));
-            }
-        }
-        slots.sort_unstable();
-        capture.deps.tables = slots.into_boxed_slice();
+        capture.replace_slot(slot, narrower);
         capture.depends.retain(|d| *d != Depend::Table(table));
         capture.depends.push(Depend::Coarse(table));
         capture.depends.push(Depend::Row(table, filter.id));
