@@ -194,6 +194,11 @@ impl XidSnapshot {
         let precedes = |a: u32, b: u32| (a.wrapping_sub(b) as i32) < 0;
         precedes(xid, self.xmin) || (precedes(xid, self.xmax) && !self.in_progress.contains(&xid))
     }
+
+    /// The transactions in progress when the snapshot was taken.
+    pub fn in_progress(&self) -> &[u32] {
+        &self.in_progress
+    }
 }
 
 /// Prefix of the logical messages the origin's DDL event trigger emits.

@@ -78,6 +78,9 @@ struct Shared {
     position_up: AtomicBool,
     /// The applier reached a position read after the stream started.
     synced: AtomicBool,
+    /// The stream (re)started and no position read issued since has
+    /// passed its visibility barrier (see [`position_once`]).
+    barrier: AtomicBool,
     /// Positions read, oldest first, with the time their read began.
     observations: Mutex<VecDeque<(u64, Instant)>>,
     /// Applied transactions not yet seen finished by a position read.
@@ -235,6 +238,7 @@ pub async fn run(
         stream_up: AtomicBool::new(false),
         position_up: AtomicBool::new(false),
         synced: AtomicBool::new(false),
+        barrier: AtomicBool::new(false),
         observations: Mutex::new(VecDeque::new()),
         unseen: Mutex::new(UnseenList::default()),
         seen: Mutex::new((None, None)),
@@ -349,6 +353,7 @@ async fn stream_once(
         .unwrap_or_else(|p| p.into_inner())
         .clear();
     shared.synced.store(false, Ordering::Release);
+    shared.barrier.store(true, Ordering::Release);
     shared.stream_up.store(true, Ordering::Release);
     shared.metrics.cdc_stream_up.set(1);
     // DDL may have run while no stream was watching.
@@ -661,6 +666,9 @@ async fn position_once(
         if Instant::now() < gap {
             tokio::time::sleep_until(gap.into()).await;
         }
+        // A read issued after the stream (re)started: its snapshot is the
+        // visibility barrier.
+        let barrier = shared.barrier.swap(false, Ordering::AcqRel);
         // Whatever waits now finished before the position is read.
         let waiting = shared.cache().take_waiting();
         let unseen = shared
@@ -693,9 +701,39 @@ async fn position_once(
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .extend(unseen);
+                if barrier {
+                    shared.barrier.store(true, Ordering::Release);
+                }
                 return Err(e);
             }
         };
+        if barrier {
+            // A transaction whose commit the new slot starts after is never
+            // streamed, and may not have been visible to others when the
+            // slot was made (its backend still finishing the commit, or
+            // waiting for a synchronous standby). Entries captured since
+            // the restart may predate it: they go now. Those it shows still
+            // in progress count as changing everything once they finish.
+            shared.cache().invalidate(&Written {
+                tables: Vec::new(),
+                all: true,
+            });
+            let mut list = shared.unseen.lock().unwrap_or_else(|p| p.into_inner());
+            for &xid in snapshot.in_progress() {
+                shared.not_yet_visible(
+                    &mut list,
+                    Unseen {
+                        xid,
+                        written: Written {
+                            tables: Vec::new(),
+                            all: true,
+                        },
+                        rows: Vec::new(),
+                        new_rows: Vec::new(),
+                    },
+                );
+            }
+        }
         // Transactions applied before this read that it shows finished:
         // entries captured while they were not yet visible go now.
         let mut still = Vec::new();
