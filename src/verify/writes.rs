@@ -807,7 +807,11 @@ async fn own_write(
     } else {
         conn.simple(&locked).await?
     };
+    // Only a row that exists is locked: without one, another transaction
+    // may commit a row under that key (a key moved back) before the read
+    // inside, which then shows it under READ COMMITTED, as the origin does.
     let usable = matches!(before, Outcome::Rows { .. })
+        && before.row_count() > 0
         && matches!(written, Outcome::Rows { .. })
         && matches!(updated, Outcome::Rows { .. });
     if !usable {
