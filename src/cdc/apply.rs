@@ -474,7 +474,7 @@ impl Committed {
         }
         match self.new_rows.iter_mut().find(|n| n.table == oid) {
             Some(n) => {
-                if n.columns != columns {
+                if !Arc::ptr_eq(&n.columns, &columns) {
                     // Redefined inside the transaction: count it whole.
                     self.name_whole(oid);
                     return;
