@@ -333,6 +333,14 @@ pub struct Written {
 }
 
 impl Written {
+    /// Every table: the target is unknown.
+    pub fn everything() -> Written {
+        Written {
+            tables: Vec::new(),
+            all: true,
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         !self.all && self.tables.is_empty()
     }

@@ -195,10 +195,7 @@ impl Shared {
             || list.bytes + bytes > MAX_UNSEEN_BYTES
         {
             list.take();
-            self.cache().invalidate(&Written {
-                tables: Vec::new(),
-                all: true,
-            });
+            self.cache().invalidate(&Written::everything());
         }
         list.push(unseen);
     }
@@ -399,8 +396,8 @@ async fn stream_once(
                     m.cdc_last_commit_timestamp_seconds.set(unix.as_secs_f64());
                 }
                 // Invalidate first, then publish the position: a reader that
-                // sees the position sees the invalidation.
-                // Table slots first, then the filters registered by now
+                // sees the position sees the invalidation. Table slots
+                // first, then the filters registered by now
                 // (`ResultCache::narrow_filter`). The unseen list is held
                 // from before the first bump until the transaction is in it:
                 // the position task takes it after the entries waiting for
@@ -438,10 +435,7 @@ async fn stream_once(
                     applier.ddl().map_err(|e| e.to_string())?;
                 } else {
                     shared.target.catalog_changed();
-                    shared.cache().invalidate(&Written {
-                        tables: Vec::new(),
-                        all: true,
-                    });
+                    shared.cache().invalidate(&Written::everything());
                 }
             }
             // Other logical messages change no rows.
@@ -714,20 +708,14 @@ async fn position_once(
             // waiting for a synchronous standby). Entries captured since
             // the restart may predate it: they go now. Those it shows still
             // in progress count as changing everything once they finish.
-            shared.cache().invalidate(&Written {
-                tables: Vec::new(),
-                all: true,
-            });
+            shared.cache().invalidate(&Written::everything());
             let mut list = shared.unseen.lock().unwrap_or_else(|p| p.into_inner());
             for &xid in snapshot.in_progress() {
                 shared.not_yet_visible(
                     &mut list,
                     Unseen {
                         xid,
-                        written: Written {
-                            tables: Vec::new(),
-                            all: true,
-                        },
+                        written: Written::everything(),
                         rows: Vec::new(),
                         new_rows: Vec::new(),
                     },

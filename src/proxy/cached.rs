@@ -1167,10 +1167,7 @@ impl SessionCache {
         catalog: Option<&Catalog>,
         path: Option<&EffectivePath>,
     ) -> Written {
-        let all = Written {
-            tables: Vec::new(),
-            all: true,
-        };
+        let all = Written::everything();
         let names = match writes {
             Writes::Nothing => return Written::default(),
             Writes::Unknown => return all,
