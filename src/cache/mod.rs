@@ -874,6 +874,19 @@ impl Capture {
         self.key.as_bytes()
     }
 
+    /// Whether `table` is the one dependency on every change to a table
+    /// that reads its generation slot (a self-join's two instances, or two
+    /// tables sharing a slot, cannot be narrowed one at a time).
+    fn sole_table_dependency(&self, table: Oid) -> bool {
+        let slot = Generations::slot(table);
+        let sharing = self
+            .depends
+            .iter()
+            .filter(|d| matches!(d, Depend::Table(t) if Generations::slot(*t) == slot))
+            .count();
+        sharing == 1 && self.depends.contains(&Depend::Table(table))
+    }
+
     /// Stop reading generation slot `slot`; read the `narrower` slots at
     /// the generations given, except those read already (a generation
     /// recorded when the capture began is older, so it is kept).
@@ -908,12 +921,7 @@ impl ResultCache {
     /// a row the entry depends on by key, after the capture).
     pub fn narrow(&self, capture: &mut Capture, table: Oid, row: Option<u64>) -> bool {
         let slot = Generations::slot(table);
-        let sharing = capture
-            .depends
-            .iter()
-            .filter(|d| matches!(d, Depend::Table(t) if Generations::slot(*t) == slot))
-            .count();
-        if sharing != 1 {
+        if !capture.sole_table_dependency(table) {
             return false;
         }
         // The narrower generations first, then the table's: a change is
@@ -1001,12 +1009,7 @@ impl ResultCache {
         let Some(&(_, started)) = capture.started.iter().find(|&&(s, _)| s == slot) else {
             return false;
         };
-        let sharing = capture
-            .depends
-            .iter()
-            .filter(|d| matches!(d, Depend::Table(t) if Generations::slot(*t) == slot))
-            .count();
-        if sharing != 1 || !capture.depends.contains(&Depend::Table(table)) {
+        if !capture.sole_table_dependency(table) {
             return false;
         }
         let filter = Arc::new(filter);
