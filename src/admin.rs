@@ -77,6 +77,9 @@ pub struct Metrics {
     /// Transactions and row changes applied.
     pub cdc_transactions: Counter,
     pub cdc_changes: Counter,
+    /// Cached results updated in place, and live ones dropped (ADR 017).
+    pub cdc_entries_updated: Counter,
+    pub cdc_entries_dropped: Family<DropLabels, Counter>,
     /// Times the change stream was (re)started after the first.
     pub cdc_restarts: Counter,
     /// Commit time of the last applied transaction (Unix seconds, origin clock).
@@ -90,6 +93,12 @@ pub struct Metrics {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PopulationLabels {
     pub result: &'static str,
+}
+
+/// Label of `cdc_entries_dropped`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DropLabels {
+    pub reason: &'static str,
 }
 
 /// Label of `cache_lookups`.
@@ -143,6 +152,8 @@ impl Metrics {
             cdc_lag_seconds: Gauge::default(),
             cdc_transactions: Counter::default(),
             cdc_changes: Counter::default(),
+            cdc_entries_updated: Counter::default(),
+            cdc_entries_dropped: Family::default(),
             cdc_restarts: Counter::default(),
             cdc_last_commit_timestamp_seconds: Gauge::default(),
             cache_source: OnceLock::new(),
@@ -284,6 +295,16 @@ impl Metrics {
             "cdc_changes",
             "Row changes applied from the change stream (a truncate counts once per table)",
             m.cdc_changes.clone(),
+        );
+        registry.register(
+            "cdc_entries_updated",
+            "Cached results the change stream updated in place (one per result and transaction)",
+            m.cdc_entries_updated.clone(),
+        );
+        registry.register(
+            "cdc_entries_dropped",
+            "Results kept up to date in place that a change could not be applied to, by reason",
+            m.cdc_entries_dropped.clone(),
         );
         registry.register(
             "cdc_restarts",

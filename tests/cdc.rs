@@ -1273,3 +1273,100 @@ async fn a_cascading_delete_read_in_its_own_transaction() {
     let other = "SELECT v FROM cdc_fk_child WHERE parent_id = 58";
     assert_eq!(warm(&proxy, &client, other).await, one("other"));
 }
+
+/// Every row of `sql` (simple protocol), every column as text.
+async fn rows(client: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
+    client
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(str::to_owned)).collect())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Results of plain columns in key order are updated in place (ADR 017):
+/// changes to their own rows (a value changed, a row in, a row out, a row
+/// moved within the order) leave them served, with the origin's rows.
+#[tokio::test]
+async fn results_follow_changes_to_their_own_rows_in_place() {
+    setup(
+        "DROP TABLE IF EXISTS cdc_live; \
+         CREATE TABLE cdc_live (id int PRIMARY KEY, n int, note text); \
+         INSERT INTO cdc_live SELECT g, g, 't' || g FROM generate_series(1, 40) g",
+    )
+    .await;
+    let proxy = Proxy::start_streaming(|_| {}).await;
+    let client = proxy.connect("cdc_live").await;
+    let direct = connect_direct("cdc_live_writer").await;
+    let window = "SELECT id, n, note FROM cdc_live WHERE n > 5 ORDER BY id LIMIT 4";
+    let range = "SELECT note, id, n FROM cdc_live WHERE n BETWEEN 10 AND 30 ORDER BY n DESC, id";
+    let same = async |sql: &str| {
+        assert_eq!(rows(&client, sql).await, rows(&direct, sql).await, "{sql}");
+    };
+    let updated = proxy.metrics.cdc_entries_updated.get();
+    outlive_other_rows(
+        &proxy,
+        &direct,
+        async || {
+            warm(&proxy, &client, window).await;
+            warm(&proxy, &client, range).await;
+        },
+        // A row of the window changes; a row joins the range and the last
+        // one to join leaves; a row of the range moves; a row joins past
+        // the window's end.
+        |attempt| {
+            format!(
+                "UPDATE cdc_live SET note = 'x{attempt}' WHERE id = 7; \
+                 INSERT INTO cdc_live VALUES ({id}, 15, 'in'); \
+                 DELETE FROM cdc_live WHERE id = {gone}; \
+                 UPDATE cdc_live SET n = n + 1 WHERE id = 20",
+                id = 200 + attempt,
+                gone = 199 + attempt,
+            )
+        },
+        async || {
+            same(window).await;
+            same(range).await;
+        },
+        2,
+    )
+    .await;
+    assert!(
+        proxy.metrics.cdc_entries_updated.get() >= updated + 2,
+        "both results were updated in place"
+    );
+    // A row leaves the full window: what follows it is not held, so the
+    // entry goes and the next read is the origin's.
+    direct
+        .batch_execute("DELETE FROM cdc_live WHERE id = 6")
+        .await
+        .unwrap();
+    caught_up(&proxy, &direct).await;
+    same(window).await;
+    // A key moved within the window, and a row moved into it from before
+    // its start.
+    outlive_other_rows(
+        &proxy,
+        &direct,
+        async || {
+            warm(&proxy, &client, window).await;
+        },
+        |attempt| {
+            format!(
+                "UPDATE cdc_live SET id = -{attempt} WHERE id = \
+                   (SELECT id FROM cdc_live WHERE n > 5 ORDER BY id OFFSET 2 LIMIT 1); \
+                 UPDATE cdc_live SET n = 6 WHERE id = {row}",
+                row = attempt + 1,
+            )
+        },
+        async || same(window).await,
+        1,
+    )
+    .await;
+}

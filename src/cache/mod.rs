@@ -25,6 +25,7 @@
 //!   never mix two points in time. Nothing is served while the stream is
 //!   down or too far behind ([`ResultCache::set_serving`]).
 
+pub mod live;
 pub mod response;
 
 use std::collections::{HashMap, HashSet};
@@ -38,7 +39,9 @@ use quick_cache::{Equivalent, Lifecycle, Weighter};
 
 use crate::catalog::Oid;
 use crate::sql::filter::Filter;
+use crate::sql::layout::Layout;
 pub use crate::sql::rowkey::KeyPart;
+pub use live::Live;
 pub use response::{CapturedResult, Rejected};
 
 /// Table generations live in this many slots (a table's slot is its OID
@@ -187,6 +190,26 @@ pub struct Entry {
     /// (registered by [`ResultCache::narrow_filter`]; it lives as long as
     /// the entry does).
     filter: Option<Arc<Filter>>,
+    /// Kept up to date in place by the change stream (ADR 017): its
+    /// reply is [`Live::current`], not `result`.
+    live: Option<Arc<Live>>,
+}
+
+/// An entry's reply as of now.
+pub enum ResultRef<'a> {
+    Captured(&'a CapturedResult),
+    Live(std::sync::RwLockReadGuard<'a, CapturedResult>),
+}
+
+impl std::ops::Deref for ResultRef<'_> {
+    type Target = CapturedResult;
+
+    fn deref(&self) -> &CapturedResult {
+        match self {
+            ResultRef::Captured(r) => r,
+            ResultRef::Live(r) => r,
+        }
+    }
 }
 
 impl Entry {
@@ -199,7 +222,21 @@ impl Entry {
             weight,
             ready_at: AtomicU64::new(0),
             filter: None,
+            live: None,
         }
+    }
+
+    /// The reply to serve.
+    pub fn result(&self) -> ResultRef<'_> {
+        match &self.live {
+            Some(live) => ResultRef::Live(live.current()),
+            None => ResultRef::Captured(&self.result),
+        }
+    }
+
+    /// Whether the change stream keeps this entry up to date in place.
+    pub fn is_live(&self) -> bool {
+        self.live.is_some()
     }
 
     /// Bytes this entry counts against `cache.max_memory`.
@@ -403,6 +440,10 @@ pub struct ResultCache {
     /// Filters of entries by table ([`Self::narrow_filter`]).
     filters: Mutex<HashMap<Oid, Vec<Weak<Filter>>>>,
     next_filter: AtomicU64,
+    /// Live entries by table ([`Self::narrow_live`]).
+    lives: Mutex<HashMap<Oid, Vec<Weak<Live>>>>,
+    /// Commits the change stream has applied ([`Self::next_commit`]).
+    commits: AtomicU64,
 }
 
 /// Most live filters per table; beyond, new entries of the table depend on
@@ -482,6 +523,8 @@ impl ResultCache {
             pending: Mutex::new(Waiting::default()),
             filters: Mutex::new(HashMap::new()),
             next_filter: AtomicU64::new(1),
+            lives: Mutex::new(HashMap::new()),
+            commits: AtomicU64::new(0),
             limits,
         }
     }
@@ -674,12 +717,17 @@ impl ResultCache {
                 tables.iter().map(|&t| Depend::Table(t)).collect(),
             ),
         };
+        // After the generations: a commit counted later bumped its slots
+        // later (`next_commit`).
+        let begin = self.commits.load(Ordering::Acquire);
         Some(Capture {
             key,
             deps: generations,
             depends,
             started,
             filter: None,
+            begin,
+            live: None,
         })
     }
 
@@ -694,6 +742,7 @@ impl ResultCache {
         self.release(&capture.key);
         let mut entry = Entry::new(shape, result, capture.deps, capture.key.as_bytes().len());
         entry.filter = capture.filter;
+        entry.live = capture.live;
         if entry.weight > self.limits.max_result_size {
             return None;
         }
@@ -867,6 +916,9 @@ pub struct Capture {
     /// Each table's generation slot as it was before the others were read.
     started: Vec<(usize, u64)>,
     filter: Option<Arc<Filter>>,
+    /// The commit count after the generations were read.
+    begin: u64,
+    live: Option<Arc<Live>>,
 }
 
 impl Capture {
@@ -1041,6 +1093,105 @@ impl ResultCache {
             .extend(rows.iter().map(|&r| Depend::Row(table, r)));
         capture.filter = Some(filter);
         true
+    }
+
+    /// Count a commit of the change stream, before its invalidations and
+    /// in-place changes; returns its sequence number. A capture that read
+    /// the count at or after it may have missed the commit if the commit
+    /// was not yet visible to others ([`Self::replay_lives`]).
+    pub fn next_commit(&self) -> u64 {
+        self.commits.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    /// Make a capture's entry live (ADR 017): kept up to date in place by
+    /// the change stream, dropped only by changes that name no row, by
+    /// DDL, or when a change cannot be followed. `filter` is the
+    /// statement's whole `WHERE`, `layout` its outputs and order, `key`
+    /// where its table's primary key is in the output, `result` the
+    /// captured reply (text format, UTF-8). Done as [`Self::narrow_filter`]
+    /// (registered, then the table's slot checked unchanged since the
+    /// capture began: every commit applied later finds it registered).
+    /// Returns whether it did.
+    pub fn narrow_live(
+        &self,
+        capture: &mut Capture,
+        filter: Filter,
+        layout: Layout,
+        key: &[(usize, Oid)],
+        result: &CapturedResult,
+    ) -> bool {
+        let table = filter.table;
+        let slot = Generations::slot(table);
+        let Some(&(_, started)) = capture.started.iter().find(|&&(s, _)| s == slot) else {
+            return false;
+        };
+        if !capture.sole_table_dependency(table) {
+            return false;
+        }
+        let max_len = usize::try_from(self.limits.max_result_size)
+            .unwrap_or(usize::MAX)
+            .min(
+                result
+                    .len()
+                    .saturating_mul(2)
+                    .max(result.len() + (64 << 10)),
+            );
+        let Some(live) = Live::new(filter, layout, key, result, capture.begin, max_len) else {
+            return false;
+        };
+        let live = Arc::new(live);
+        {
+            let mut lives = self.lives.lock().unwrap_or_else(|p| p.into_inner());
+            let list = lives.entry(table).or_default();
+            if list.len() >= MAX_FILTERS_PER_TABLE {
+                list.retain(|w| w.strong_count() > 0);
+                if list.len() >= MAX_FILTERS_PER_TABLE {
+                    return false;
+                }
+            }
+            list.push(Arc::downgrade(&live));
+        }
+        let narrower: Vec<(usize, u64)> = [COARSE_BASE + slot, Generations::row_slot(live.id)]
+            .into_iter()
+            .map(|s| (s, self.generations.slots[s].load(Ordering::Acquire)))
+            .collect();
+        if self.generations.slots[slot].load(Ordering::Acquire) != started {
+            live.kill();
+            return false;
+        }
+        capture.replace_slot(slot, narrower);
+        capture.depends.retain(|d| *d != Depend::Table(table));
+        capture.depends.push(Depend::Coarse(table));
+        capture.depends.push(Depend::Row(table, live.id));
+        capture.live = Some(live);
+        true
+    }
+
+    /// The live entries of `table` still followed (dropped ones pruned).
+    pub fn lives_of(&self, table: Oid) -> Vec<Arc<Live>> {
+        let mut lives = self.lives.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(list) = lives.get_mut(&table) else {
+            return Vec::new();
+        };
+        let mut out = Vec::with_capacity(list.len());
+        list.retain(|w| match w.upgrade() {
+            Some(l) if !l.dead() => {
+                out.push(l);
+                true
+            }
+            _ => false,
+        });
+        if list.is_empty() {
+            lives.remove(&table);
+        }
+        out
+    }
+
+    /// Drop a live entry: it can no longer follow its table.
+    pub fn kill(&self, live: &Live) {
+        live.kill();
+        self.generations.bump(Generations::row_slot(live.id));
+        self.stale.fetch_add(1, Ordering::Release);
     }
 
     /// Narrow a capture's dependencies on rows of `table` by column value

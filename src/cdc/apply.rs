@@ -96,15 +96,28 @@ pub struct Committed {
     pub new_rows: Vec<NewRows>,
 }
 
-/// New versions of rows (inserts and updates) of one table.
+/// The row changes of one table in a transaction: the new versions of
+/// rows (inserts and updates), and every change in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewRows {
     pub table: Oid,
     /// The table's columns as the stream describes them: name and type.
     pub columns: Arc<[(String, Oid)]>,
     pub rows: Vec<Tuple>,
+    /// Every insert, update and delete, in order.
+    pub changes: Vec<Change>,
     /// Bytes of the rows' values.
     pub bytes: usize,
+}
+
+/// One row change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The old row (or only its key) when the change sent it: a delete, an
+    /// update of the replica identity (or of any row under `FULL`).
+    pub old: Option<Tuple>,
+    /// The new version's index in [`NewRows::rows`] (inserts, updates).
+    pub new: Option<u32>,
 }
 
 /// Bytes of new rows' values kept per transaction; beyond, the table is
@@ -295,18 +308,18 @@ impl Applier {
         let touched = match message {
             LogicalMessage::Insert(m) => {
                 let names = self.names(m.relation, Some(&m.new), Old::None);
-                Some((m.relation, names, Some(m.new)))
+                Some((m.relation, names, None, Some(m.new)))
             }
             LogicalMessage::Update(m) => {
                 let old = m.old.as_ref().map_or(Old::Unsent, Old::of);
                 let names = self.names(m.relation, Some(&m.new), old);
-                Some((m.relation, names, Some(m.new)))
+                let old = m.old.map(OldTuple::into_tuple);
+                Some((m.relation, names, old, Some(m.new)))
             }
-            LogicalMessage::Delete(m) => Some((
-                m.relation,
-                self.names(m.relation, None, Old::of(&m.old)),
-                None,
-            )),
+            LogicalMessage::Delete(m) => {
+                let names = self.names(m.relation, None, Old::of(&m.old));
+                Some((m.relation, names, Some(m.old.into_tuple()), None))
+            }
             LogicalMessage::Truncate(m) => {
                 let txn = self.open_txn("Truncate")?;
                 for oid in m.relations {
@@ -334,12 +347,12 @@ impl Applier {
             LogicalMessage::Commit(_) => return Err(ApplyError::Unexpected("Commit payload")),
             _ => return Err(ApplyError::Unexpected("streamed-transaction")),
         };
-        if let Some((oid, names, new)) = touched {
+        if let Some((oid, names, old, new)) = touched {
             let columns = self.keys.get(&oid).map(|k| Arc::clone(&k.all));
             let txn = self.open_txn("a row change")?;
             txn.touch(oid, 1, names);
-            if let (Some(new), Some(columns)) = (new, columns) {
-                txn.new_row(oid, columns, new);
+            if let Some(columns) = columns {
+                txn.change(oid, columns, old, new);
             }
         }
         Ok(())
@@ -459,36 +472,51 @@ impl Committed {
         self.new_rows.retain(|n| n.table != oid);
     }
 
-    /// The new version of a row of `oid` (not kept once the table is named
-    /// whole: every entry of it is dropped anyway).
-    fn new_row(&mut self, oid: Oid, columns: Arc<[(String, Oid)]>, row: Tuple) {
+    /// A change to a row of `oid`: the old row or key it sent (updates of
+    /// the key, deletes) and the new version (inserts, updates). Not kept
+    /// once the table is named whole: every entry of it is dropped anyway.
+    fn change(
+        &mut self,
+        oid: Oid,
+        columns: Arc<[(String, Oid)]>,
+        old: Option<Tuple>,
+        new: Option<Tuple>,
+    ) {
         if self.whole.contains(&oid) {
             return;
         }
-        let held: usize = self.new_rows.iter().map(|n| n.rows.len()).sum();
+        let held: usize = self.new_rows.iter().map(|n| n.changes.len()).sum();
         let bytes: usize = self.new_rows.iter().map(|n| n.bytes).sum();
-        let size = row_bytes(&row);
+        let size = old.as_ref().map_or(0, row_bytes) + new.as_ref().map_or(0, row_bytes);
         if held >= MAX_ROWS_PER_TRANSACTION || bytes + size > MAX_NEW_ROW_BYTES {
             self.name_whole(oid);
             return;
         }
-        match self.new_rows.iter_mut().find(|n| n.table == oid) {
-            Some(n) => {
-                if !Arc::ptr_eq(&n.columns, &columns) {
-                    // Redefined inside the transaction: count it whole.
-                    self.name_whole(oid);
-                    return;
-                }
-                n.rows.push(row);
-                n.bytes += size;
+        let at = match self.new_rows.iter().position(|n| n.table == oid) {
+            Some(at) => at,
+            None => {
+                self.new_rows.push(NewRows {
+                    table: oid,
+                    columns: Arc::clone(&columns),
+                    rows: Vec::new(),
+                    changes: Vec::new(),
+                    bytes: 0,
+                });
+                self.new_rows.len() - 1
             }
-            None => self.new_rows.push(NewRows {
-                table: oid,
-                columns,
-                rows: vec![row],
-                bytes: size,
-            }),
+        };
+        let n = &mut self.new_rows[at];
+        if !Arc::ptr_eq(&n.columns, &columns) {
+            // Redefined inside the transaction: count it whole.
+            self.name_whole(oid);
+            return;
         }
+        let new = new.map(|row| {
+            n.rows.push(row);
+            (n.rows.len() - 1) as u32
+        });
+        n.changes.push(Change { old, new });
+        n.bytes += size;
     }
 }
 

@@ -33,11 +33,13 @@ use pgwire_replication::{
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
-use super::apply::{Applier, DDL_MESSAGE_PREFIX, NewRows, XidSnapshot, filter_hits};
+use super::apply::{
+    Applier, DDL_MESSAGE_PREFIX, MAX_FILTER_TESTS, NewRows, XidSnapshot, filter_hits,
+};
 use super::pgoutput::Relation;
 use super::wal::{Lsn, Timestamp};
-use crate::admin::Metrics;
-use crate::cache::{ResultCache, Written};
+use crate::admin::{DropLabels, Metrics};
+use crate::cache::{Live, ResultCache, Written};
 use crate::catalog::Oid;
 use crate::config::{CdcConfig, OriginConfig};
 
@@ -97,6 +99,8 @@ struct Shared {
 /// transaction finished, its changes are invalidated again.
 struct Unseen {
     xid: u32,
+    /// Its commit sequence number ([`ResultCache::next_commit`]).
+    seq: u64,
     written: Written,
     rows: Vec<(Oid, u64)>,
     /// Tested again against the filters registered by then.
@@ -106,7 +110,7 @@ struct Unseen {
 impl Unseen {
     /// Row names and new rows held, and the new rows' bytes.
     fn size(&self) -> (usize, usize) {
-        let rows = self.new_rows.iter().map(|n| n.rows.len()).sum::<usize>();
+        let rows = self.new_rows.iter().map(|n| n.changes.len()).sum::<usize>();
         let bytes = self.new_rows.iter().map(|n| n.bytes).sum::<usize>();
         (self.rows.len() + rows, bytes)
     }
@@ -139,6 +143,14 @@ impl UnseenList {
         self.bytes = 0;
         std::mem::take(&mut self.list)
     }
+}
+
+/// Whether following `batch` in `lives` costs more than
+/// [`MAX_FILTER_TESTS`] steps (a step per change and entry, and per change
+/// and row held): they are dropped instead.
+fn too_much_work(batch: &NewRows, lives: &[Arc<Live>]) -> bool {
+    let per_change: usize = lives.iter().map(|l| 1 + l.rows()).sum();
+    batch.changes.len().saturating_mul(per_change) > MAX_FILTER_TESTS
 }
 
 /// Transactions kept for [`Unseen`], and the row names they may hold in
@@ -209,6 +221,63 @@ impl Shared {
         let cache = self.cache();
         let hits = filter_hits(new_rows, &|table| cache.filters_of(table));
         cache.invalidate_filters(&hits);
+    }
+
+    /// Apply a commit's row changes to the live entries of their tables
+    /// (after the commit's table slots were bumped): each is updated in
+    /// place, or dropped when it cannot follow.
+    fn maintain(&self, batches: &[NewRows]) {
+        let cache = self.cache();
+        for batch in batches {
+            let lives = cache.lives_of(batch.table);
+            if lives.is_empty() {
+                continue;
+            }
+            if too_much_work(batch, &lives) {
+                for live in &lives {
+                    self.drop_live(live, "busy");
+                }
+                continue;
+            }
+            for live in &lives {
+                match live.apply(batch) {
+                    Ok(true) => {
+                        self.metrics.cdc_entries_updated.inc();
+                    }
+                    Ok(false) => {}
+                    Err(lost) => self.drop_live(live, lost.label()),
+                }
+            }
+        }
+    }
+
+    /// A commit (sequence number `seq`) that was applied before others
+    /// could see it is now seen finished: a live entry whose capture began
+    /// after it was applied may not show it, and was not updated by it;
+    /// it goes if the commit touches it ([`Live::touched_by`]).
+    fn replay_lives(&self, seq: u64, batches: &[NewRows]) {
+        for batch in batches {
+            let lives: Vec<Arc<Live>> = self
+                .cache()
+                .lives_of(batch.table)
+                .into_iter()
+                .filter(|l| l.begin >= seq)
+                .collect();
+            let busy = too_much_work(batch, &lives);
+            for live in lives {
+                if busy || live.touched_by(batch) {
+                    self.drop_live(&live, "unseen");
+                }
+            }
+        }
+    }
+
+    fn drop_live(&self, live: &Live, reason: &'static str) {
+        self.cache().kill(live);
+        self.metrics
+            .cdc_entries_dropped
+            .get_or_create(&DropLabels { reason })
+            .inc();
     }
 
     fn observe(&self, lsn: u64, at: Instant) {
@@ -404,14 +473,17 @@ async fn stream_once(
                 // a fence, so it holds this transaction for every entry
                 // whose capture began after the bump.
                 let mut unseen = shared.unseen.lock().unwrap_or_else(|p| p.into_inner());
+                let seq = shared.cache().next_commit();
                 shared.cache().invalidate(&written);
                 shared.cache().invalidate_rows(&committed.rows);
                 shared.test_filters(&committed.new_rows);
+                shared.maintain(&committed.new_rows);
                 applied(shared, &client, end_lsn);
                 shared.not_yet_visible(
                     &mut unseen,
                     Unseen {
                         xid: committed.xid,
+                        seq,
                         written,
                         rows: committed.rows,
                         new_rows: committed.new_rows,
@@ -715,6 +787,7 @@ async fn position_once(
                     &mut list,
                     Unseen {
                         xid,
+                        seq: 0,
                         written: Written::everything(),
                         rows: Vec::new(),
                         new_rows: Vec::new(),
@@ -730,6 +803,7 @@ async fn position_once(
                 shared.cache().invalidate(&u.written);
                 shared.cache().invalidate_rows(&u.rows);
                 shared.test_filters(&u.new_rows);
+                shared.replay_lives(u.seq, &u.new_rows);
             } else {
                 still.push(u);
             }

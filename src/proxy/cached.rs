@@ -123,6 +123,8 @@ struct Named {
 struct Filtered {
     filter: sql::filter::Filter,
     key: deps::OutputKey,
+    /// How the result can be kept up to date in place (ADR 017).
+    layout: Option<sql::layout::Layout>,
 }
 
 /// A table whose value dependencies a capture may narrow to the rows of its
@@ -846,10 +848,12 @@ impl SessionCache {
         let Some(entry) = self.rt.cache.get(KeyRef(&self.key)) else {
             return false;
         };
-        if entry.result.row_description().is_none() || !self.granted(entry.shape) {
+        let result = entry.result();
+        if result.row_description().is_none() || !self.granted(entry.shape) {
             return false;
         }
-        response::write_hit(out, &entry.result, false, Describe::Portal);
+        response::write_hit(out, &result, false, Describe::Portal);
+        drop(result);
         out.put_slice(READY_IDLE);
         // A simple query destroys the unnamed statement.
         self.statements.remove(&b""[..]);
@@ -1475,22 +1479,24 @@ impl SessionCache {
             let Some(entry) = self.rt.cache.get(KeyRef(&self.key)) else {
                 return false;
             };
-            let fits = g.max_rows == 0 || entry.result.row_count < g.max_rows as u64;
-            if !fits || !entry.result.describes(g.describe) {
+            // One version of a live entry for the checks and the reply.
+            let result = entry.result().clone();
+            let fits = g.max_rows == 0 || result.row_count < g.max_rows as u64;
+            if !fits || !result.describes(g.describe) {
                 return false;
             }
             if !self.granted(entry.shape) {
                 return false;
             }
-            entries.push(entry);
+            entries.push(result);
         }
         if let (Some((s, e)), Some(stmt)) = (parse, parsed) {
             out.put_slice(response::PARSE_COMPLETE);
             self.virtual_unnamed = Some((self.held[s..e].to_vec(), Arc::clone(&stmt)));
             self.statements.insert(Vec::new(), stmt);
         }
-        for (g, entry) in groups.iter().zip(&entries) {
-            response::write_hit(out, &entry.result, true, g.describe);
+        for (g, result) in groups.iter().zip(&entries) {
+            response::write_hit(out, result, true, g.describe);
         }
         out.put_slice(READY_IDLE);
         self.held.clear();
@@ -1767,8 +1773,15 @@ impl SessionCache {
                     table,
                     filter,
                     members: key,
+                    layout,
                 } => {
                     let id = self.rt.cache.filter_id(*table);
+                    let layout = layout.as_ref().and_then(|l| {
+                        l.bind(&|source| match value(source, crate::catalog::oids::INT8)? {
+                            KeyPart::Int(n) => Some(n),
+                            KeyPart::Bytes(_) => None,
+                        })
+                    });
                     filtered = filter
                         .bind(*table, id, &|source, column_type| {
                             value(source, column_type)
@@ -1776,6 +1789,7 @@ impl SessionCache {
                         .map(|filter| Filtered {
                             filter,
                             key: key.clone(),
+                            layout,
                         });
                     named.push(Depend::Table(*table));
                 }
@@ -2065,11 +2079,22 @@ impl SessionCache {
             for m in &w.members {
                 self.narrow_members(&mut capture, m, &w.formats, r.rows());
             }
-            if let Some(f) = w.filter
-                && let Some(hashes) =
-                    self.member_hashes(f.filter.table, &f.key, &w.formats, r.rows())
-            {
-                self.rt.cache.narrow_filter(&mut capture, f.filter, &hashes);
+            if let Some(f) = w.filter {
+                let text = w.formats.iter().all(|&format| format == 0);
+                let live = match f.layout {
+                    Some(layout) if text && self.utf8() => {
+                        self.rt
+                            .cache
+                            .narrow_live(&mut capture, f.filter.clone(), layout, &f.key, r)
+                    }
+                    _ => false,
+                };
+                if !live
+                    && let Some(hashes) =
+                        self.member_hashes(f.filter.table, &f.key, &w.formats, r.rows())
+                {
+                    self.rt.cache.narrow_filter(&mut capture, f.filter, &hashes);
+                }
             }
         }
         match result {

@@ -39,6 +39,7 @@ use std::collections::HashMap;
 
 use super::ast::{Expr, JoinKind, OperatorName, SelectItem, SetExpr, TableRef};
 use super::filter::FilterSpec;
+use super::layout::{LayoutSpec, STABLE_TEXT_TYPES, SortKey};
 use super::rowkey::{byte_equal_collation, key_kind};
 use super::shape::Shape;
 use crate::catalog::{Oid, ReplicaIdentity, Table};
@@ -109,6 +110,9 @@ pub enum Dependency {
         table: Oid,
         filter: FilterSpec,
         members: OutputKey,
+        /// How the result can be kept up to date in place, when it can
+        /// ([`super::layout`], ADR 017).
+        layout: Option<LayoutSpec>,
     },
     /// The row of `table` (integer primary key, default replica identity)
     /// whose key equals the `columns` (one per key column, in `attnum`
@@ -361,6 +365,7 @@ pub fn dependencies<'t>(
                 typed.then_some(Dependency::Filter {
                     table: table.oid,
                     filter,
+                    layout: layout_of(shape, &instances, &members, &source),
                     members,
                 })
             })
@@ -484,6 +489,110 @@ fn output_key(shape: &Shape, instances: &[Instance<'_>], i: usize) -> Option<Out
     key.iter()
         .map(|c| Some((*at.get(&c.attnum)?, c.type_oid)))
         .collect()
+}
+
+/// The layout of a single-table statement whose key is at `key` in its
+/// output, when its result can be kept up to date in place: every output a
+/// plain column of a type in [`STABLE_TEXT_TYPES`], ordered by integer
+/// output columns that include the whole key, no `DISTINCT`; a `LIMIT`
+/// (a parameter after lifting) but no `OFFSET` ([`output_key`] checked
+/// that and the rest).
+fn layout_of(
+    shape: &Shape,
+    instances: &[Instance<'_>],
+    key: &OutputKey,
+    source: &impl Fn(u32) -> Option<KeySource>,
+) -> Option<LayoutSpec> {
+    let query = &shape.query;
+    let SetExpr::Select(select) = &query.body else {
+        return None;
+    };
+    if !matches!(select.distinct, super::ast::Distinct::None) || !query.locking.is_empty() {
+        return None;
+    }
+    let [instance] = instances else {
+        return None;
+    };
+    let table = instance.table?;
+    let stable = |c: &crate::catalog::Column| STABLE_TEXT_TYPES.contains(&c.type_oid.0);
+    // Each output: its column's attnum, name and type.
+    let mut outputs: Vec<(i16, String, Oid)> = Vec::new();
+    let mut aliases: Vec<(&str, Option<i16>)> = Vec::new();
+    for target in &select.targets {
+        match target {
+            SelectItem::Wildcard | SelectItem::QualifiedWildcard(_) => {
+                if let SelectItem::QualifiedWildcard(q) = target
+                    && (q.last() != Some(&instance.name) || (q.len() > 1 && instance.aliased))
+                {
+                    return None;
+                }
+                for c in &table.columns {
+                    if !stable(c) {
+                        return None;
+                    }
+                    outputs.push((c.attnum, c.name.clone(), c.type_oid));
+                }
+            }
+            SelectItem::Expr { expr, alias } => {
+                let Expr::Column { qualifier, name } = expr else {
+                    return None;
+                };
+                let (_, c) = resolve(instances, qualifier, name)?;
+                if !stable(c) {
+                    return None;
+                }
+                if let Some(alias) = alias {
+                    aliases.push((alias.as_str(), Some(c.attnum)));
+                }
+                outputs.push((c.attnum, c.name.clone(), c.type_oid));
+            }
+        }
+    }
+    let mut order = Vec::with_capacity(query.order_by.len());
+    let mut ordered: Vec<i16> = Vec::new();
+    for item in &query.order_by {
+        let Expr::Column { qualifier, name } = &item.expr else {
+            return None;
+        };
+        // A bare name in `ORDER BY` is an output column's name first.
+        if qualifier.is_empty() && aliases.iter().any(|&(a, _)| a == name.as_str()) {
+            return None;
+        }
+        let (_, c) = resolve(instances, qualifier, name)?;
+        if !INTEGER_TYPES.contains(&c.type_oid.0) {
+            return None;
+        }
+        let output = outputs
+            .iter()
+            .position(|(attnum, ..)| *attnum == c.attnum)?;
+        let descending = matches!(item.direction, super::ast::SortDirection::Desc);
+        let nulls_first = match item.nulls {
+            super::ast::NullsOrder::Default => descending,
+            super::ast::NullsOrder::First => true,
+            super::ast::NullsOrder::Last => false,
+        };
+        order.push(SortKey {
+            output,
+            descending,
+            nulls_first,
+        });
+        ordered.push(c.attnum);
+    }
+    // The order is total: the whole key is in it.
+    let key_columns = primary_key(table, keyable)?;
+    if key.len() != key_columns.len() || !key_columns.iter().all(|c| ordered.contains(&c.attnum)) {
+        return None;
+    }
+    let limit = match &query.limit {
+        None => None,
+        Some(Expr::Param(n)) => Some(source(*n)?),
+        Some(_) => return None,
+    };
+    Some(LayoutSpec {
+        outputs: outputs.into_iter().map(|(_, n, t)| (n, t)).collect(),
+        order,
+        limit,
+    })
 }
 
 /// The lookup dependency of instance `i`: its whole integer primary key is

@@ -94,7 +94,7 @@ pub struct FilterSpec {
 }
 
 /// A `WHERE` with its values: what new rows are tested against.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Filter {
     pub table: Oid,
     /// Names the filter's generation slot (unique per registered filter).
@@ -367,6 +367,24 @@ impl Filter {
             None => Cell::Missing,
         };
         self.outcomes(&self.pred, &at) & T != 0
+    }
+
+    /// Whether a row surely satisfies the filter (`Some(true)`), surely
+    /// does not (`Some(false)`: false or NULL), or might either way.
+    pub fn decide<'a>(
+        &self,
+        positions: &[Option<usize>],
+        cell: &dyn Fn(usize) -> Cell<'a>,
+    ) -> Option<bool> {
+        let at = |i: usize| match positions.get(i).copied().flatten() {
+            Some(p) => cell(p),
+            None => Cell::Missing,
+        };
+        match self.outcomes(&self.pred, &at) {
+            T => Some(true),
+            o if o & T == 0 => Some(false),
+            _ => None,
+        }
     }
 
     fn outcomes<'a>(&self, p: &Pred<KeyPart>, at: &dyn Fn(usize) -> Cell<'a>) -> u8 {

@@ -30,6 +30,7 @@ mod convert;
 pub mod deps;
 pub mod filter;
 pub mod kind;
+pub mod layout;
 mod normalize;
 pub mod reason;
 pub mod rowkey;

@@ -34,6 +34,13 @@ pub enum OldTuple {
 }
 
 impl OldTuple {
+    /// The tuple, whichever kind it is, by value.
+    pub fn into_tuple(self) -> Tuple {
+        match self {
+            OldTuple::Key(tuple) | OldTuple::Full(tuple) => tuple,
+        }
+    }
+
     /// The tuple, whichever kind it is.
     pub fn tuple(&self) -> &Tuple {
         match self {

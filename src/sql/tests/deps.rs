@@ -454,6 +454,7 @@ fn whole_where_clauses_of_one_table_become_filters() {
                     table,
                     filter,
                     members,
+                    ..
                 },
             ] => {
                 assert_eq!(*table, users, "{sql}");
@@ -520,4 +521,75 @@ fn whole_where_clauses_of_one_table_become_filters() {
     // uuid and text compare by equality only.
     filter("SELECT * FROM users WHERE uuid <> $1 AND email <> 'a@b'");
     filter("SELECT * FROM users WHERE email IS DISTINCT FROM $1");
+}
+
+#[test]
+fn results_of_plain_columns_in_key_order_have_a_layout() {
+    use crate::sql::layout::{LayoutSpec, SortKey};
+    let fx = Fx::new();
+    let layout = |sql: &str| match deps(&fx, sql).as_deref() {
+        Some([Dependency::Filter { layout, .. }]) => layout.clone(),
+        other => panic!("{sql}: {other:?}"),
+    };
+    let asc = |output| SortKey {
+        output,
+        descending: false,
+        nulls_first: false,
+    };
+    assert_eq!(
+        layout(
+            "SELECT id, name, sign_in_count FROM users WHERE sign_in_count > $1 ORDER BY id LIMIT $2"
+        ),
+        Some(LayoutSpec {
+            outputs: vec![
+                ("id".to_owned(), Oid(INT8)),
+                ("name".to_owned(), Oid(VARCHAR)),
+                ("sign_in_count".to_owned(), Oid(23)),
+            ],
+            order: vec![asc(0)],
+            limit: Some(KeySource::Client(2)),
+        })
+    );
+    // A lifted LIMIT, a descending order on another integer then the key,
+    // an alias of the same column.
+    assert_eq!(
+        layout(
+            "SELECT u.id AS id, sign_in_count FROM users u WHERE id > 5 \
+             ORDER BY sign_in_count DESC, u.id LIMIT 10"
+        ),
+        Some(LayoutSpec {
+            outputs: vec![
+                ("id".to_owned(), Oid(INT8)),
+                ("sign_in_count".to_owned(), Oid(23)),
+            ],
+            order: vec![
+                SortKey {
+                    output: 1,
+                    descending: true,
+                    nulls_first: true,
+                },
+                asc(0),
+            ],
+            limit: Some(KeySource::Lifted(1)),
+        })
+    );
+    for sql in [
+        // No order, or not a total one.
+        "SELECT id, name FROM users WHERE id > 5",
+        "SELECT id, sign_in_count FROM users WHERE id > 5 ORDER BY sign_in_count",
+        // Text order follows a collation.
+        "SELECT id, name FROM users WHERE id > 5 ORDER BY name, id",
+        // The order reads a column not output.
+        "SELECT name, id FROM users WHERE id > 5 ORDER BY sign_in_count, id",
+        // A timestamp's text depends on DateStyle.
+        "SELECT * FROM users WHERE id > 5 ORDER BY id",
+        "SELECT id, created_at FROM users WHERE id > 5 ORDER BY id",
+        // Not a plain column.
+        "SELECT id, sign_in_count + 1 FROM users WHERE id > 5 ORDER BY id",
+        // `ORDER BY id` is the output named id: sign_in_count.
+        "SELECT sign_in_count AS id, id AS n FROM users WHERE id > 5 ORDER BY id",
+        "SELECT DISTINCT id, name FROM users WHERE id > 5 ORDER BY id",
+    ] {
+        assert_eq!(layout(sql), None, "{sql}");
+    }
 }

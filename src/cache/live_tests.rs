@@ -1,0 +1,412 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::*;
+use crate::cdc::apply::Change;
+use crate::sql::deps::KeySource;
+use crate::sql::filter::{CmpOp, FilterColumn, FilterSpec, Pred};
+use crate::sql::layout::SortKey;
+
+const TABLE: Oid = Oid(500);
+const INT4: Oid = Oid(23);
+const TEXT: Oid = Oid(25);
+
+/// `SELECT id, n, note FROM t WHERE n > 5 ORDER BY id [LIMIT limit]`.
+fn layout(limit: Option<u64>, descending: bool) -> Layout {
+    Layout {
+        outputs: vec![
+            ("id".to_owned(), INT4),
+            ("n".to_owned(), INT4),
+            ("note".to_owned(), TEXT),
+        ],
+        order: vec![SortKey {
+            output: 0,
+            descending,
+            nulls_first: descending,
+        }],
+        limit,
+    }
+}
+
+fn n_above_five() -> Filter {
+    FilterSpec {
+        columns: vec![FilterColumn {
+            name: "n".to_owned(),
+            type_oid: INT4,
+        }],
+        pred: Pred::Cmp {
+            column: 0,
+            op: CmpOp::Gt,
+            value: KeySource::Lifted(0),
+        },
+    }
+    .bind(TABLE, 77, &|_, _| Some(KeyPart::Int(5)))
+    .unwrap()
+}
+
+type Row<'a> = (i64, Option<i64>, Option<&'a str>);
+
+/// The reply the origin sends for `rows` (a `RowDescription` stands in as
+/// opaque bytes).
+fn reply(rows: &[Row<'_>]) -> CapturedResult {
+    let mut data = Vec::new();
+    for &(id, n, note) in rows {
+        let id = id.to_string();
+        let n = n.map(|n| n.to_string());
+        data.extend_from_slice(&data_row(&[
+            Some(id.as_bytes()),
+            n.as_deref().map(str::as_bytes),
+            note.map(str::as_bytes),
+        ]));
+    }
+    let tag = format!("SELECT {}\0", rows.len());
+    let mut complete = vec![b'C'];
+    complete.extend_from_slice(&(tag.len() as u32 + 4).to_be_bytes());
+    complete.extend_from_slice(tag.as_bytes());
+    CapturedResult::new(
+        Some(b"T\0\0\0\x06\0\0"),
+        &data,
+        rows.len() as u64,
+        &complete,
+    )
+}
+
+fn live(rows: &[Row<'_>], limit: Option<u64>) -> Live {
+    Live::new(
+        n_above_five(),
+        layout(limit, false),
+        &[(0, INT4)],
+        &reply(rows),
+        0,
+        1 << 20,
+    )
+    .expect("the rows read as the layout says")
+}
+
+fn columns() -> Arc<[(String, Oid)]> {
+    vec![
+        ("id".to_owned(), INT4),
+        ("note".to_owned(), TEXT),
+        ("n".to_owned(), INT4),
+    ]
+    .into()
+}
+
+/// A stream row (columns id, note, n): `None` note is unchanged TOAST.
+fn tuple(id: i64, n: Option<i64>, note: Option<&str>) -> Tuple {
+    let text = |s: String| ColumnValue::Text(Bytes::from(s));
+    Tuple {
+        columns: vec![
+            text(id.to_string()),
+            note.map_or(ColumnValue::UnchangedToast, |s| text(s.to_owned())),
+            n.map_or(ColumnValue::Null, |n| text(n.to_string())),
+        ],
+    }
+}
+
+fn key(id: i64) -> Tuple {
+    Tuple {
+        columns: vec![
+            ColumnValue::Text(Bytes::from(id.to_string())),
+            ColumnValue::Null,
+            ColumnValue::Null,
+        ],
+    }
+}
+
+enum Op<'a> {
+    Upsert(i64, Option<i64>, Option<&'a str>),
+    /// An update of the key: old id, new row.
+    Rekey(i64, i64, Option<i64>),
+    Delete(i64),
+}
+
+fn batch(ops: &[Op<'_>]) -> NewRows {
+    let mut rows = Vec::new();
+    let mut changes = Vec::new();
+    for op in ops {
+        match *op {
+            Op::Upsert(id, n, note) => {
+                rows.push(tuple(id, n, note));
+                changes.push(Change {
+                    old: None,
+                    new: Some(rows.len() as u32 - 1),
+                });
+            }
+            Op::Rekey(old, id, n) => {
+                rows.push(tuple(id, n, Some("moved")));
+                changes.push(Change {
+                    old: Some(key(old)),
+                    new: Some(rows.len() as u32 - 1),
+                });
+            }
+            Op::Delete(id) => changes.push(Change {
+                old: Some(key(id)),
+                new: None,
+            }),
+        }
+    }
+    NewRows {
+        table: TABLE,
+        columns: columns(),
+        rows,
+        changes,
+        bytes: 0,
+    }
+}
+
+#[test]
+fn inserts_land_in_order_and_updates_replace_in_place() {
+    let l = live(&[(1, Some(6), Some("a")), (4, Some(9), Some("d"))], None);
+    let b = batch(&[
+        Op::Upsert(3, Some(7), Some("c")),
+        Op::Upsert(4, Some(10), Some("D")),
+        Op::Upsert(9, Some(1), Some("filtered out")),
+    ]);
+    assert_eq!(l.apply(&b), Ok(true));
+    assert_eq!(
+        *l.current(),
+        reply(&[
+            (1, Some(6), Some("a")),
+            (3, Some(7), Some("c")),
+            (4, Some(10), Some("D"))
+        ])
+    );
+}
+
+#[test]
+fn rows_leaving_the_filter_or_deleted_go() {
+    let l = live(
+        &[
+            (1, Some(6), Some("a")),
+            (2, Some(7), None),
+            (3, Some(8), Some("c")),
+        ],
+        None,
+    );
+    let b = batch(&[Op::Upsert(1, Some(5), Some("a")), Op::Delete(3)]);
+    assert_eq!(l.apply(&b), Ok(true));
+    assert_eq!(*l.current(), reply(&[(2, Some(7), None)]));
+    assert_eq!(l.rows(), 1);
+}
+
+#[test]
+fn changes_elsewhere_leave_the_reply_alone() {
+    let l = live(&[(1, Some(6), Some("a"))], None);
+    let before = l.current().clone();
+    let b = batch(&[Op::Upsert(2, Some(1), Some("x")), Op::Delete(7)]);
+    assert_eq!(l.apply(&b), Ok(false));
+    assert_eq!(*l.current(), before);
+}
+
+#[test]
+fn a_key_update_moves_the_row() {
+    let l = live(&[(1, Some(6), Some("a")), (2, Some(7), Some("b"))], None);
+    assert_eq!(l.apply(&batch(&[Op::Rekey(1, 5, Some(6))])), Ok(true));
+    assert_eq!(
+        *l.current(),
+        reply(&[(2, Some(7), Some("b")), (5, Some(6), Some("moved"))])
+    );
+}
+
+#[test]
+fn applying_a_commit_twice_changes_nothing_more() {
+    // A capture whose snapshot already showed a commit gets it again.
+    let l = live(&[(1, Some(6), Some("a"))], Some(3));
+    let b = batch(&[
+        Op::Upsert(2, Some(9), Some("b")),
+        Op::Upsert(1, Some(8), Some("a2")),
+        Op::Rekey(2, 7, Some(9)),
+    ]);
+    assert_eq!(l.apply(&b), Ok(true));
+    let once = l.current().clone();
+    l.apply(&b).unwrap();
+    assert_eq!(*l.current(), once);
+    assert_eq!(
+        once,
+        reply(&[(1, Some(8), Some("a2")), (7, Some(9), Some("moved"))])
+    );
+}
+
+#[test]
+fn a_full_limit_window_takes_rows_before_its_end_and_ignores_rows_after_it() {
+    let l = live(&[(2, Some(6), Some("b")), (4, Some(6), Some("d"))], Some(2));
+    // After the window's last row: it was past the window before, too.
+    assert_eq!(
+        l.apply(&batch(&[Op::Upsert(9, Some(6), Some("i"))])),
+        Ok(false)
+    );
+    // Before it: the last row falls out.
+    assert_eq!(
+        l.apply(&batch(&[Op::Upsert(3, Some(6), Some("c"))])),
+        Ok(true)
+    );
+    assert_eq!(
+        *l.current(),
+        reply(&[(2, Some(6), Some("b")), (3, Some(6), Some("c"))])
+    );
+    // A delete and an insert before the end keep it full.
+    let b = batch(&[Op::Delete(3), Op::Upsert(1, Some(6), Some("a"))]);
+    assert_eq!(l.apply(&b), Ok(true));
+    assert_eq!(
+        *l.current(),
+        reply(&[(1, Some(6), Some("a")), (2, Some(6), Some("b"))])
+    );
+    // A row gone with nothing to refill it from: the window is lost.
+    assert_eq!(l.apply(&batch(&[Op::Delete(1)])), Err(Lost::Window));
+}
+
+#[test]
+fn a_limit_window_not_full_holds_every_row() {
+    let l = live(&[(2, Some(6), Some("b"))], Some(3));
+    let b = batch(&[Op::Upsert(9, Some(6), Some("i")), Op::Delete(2)]);
+    assert_eq!(l.apply(&b), Ok(true));
+    assert_eq!(*l.current(), reply(&[(9, Some(6), Some("i"))]));
+    let b = batch(&[
+        Op::Upsert(1, Some(6), Some("a")),
+        Op::Upsert(3, Some(6), Some("c")),
+        Op::Upsert(5, Some(6), Some("e")),
+    ]);
+    assert_eq!(l.apply(&b), Ok(true));
+    assert_eq!(
+        *l.current(),
+        reply(&[
+            (1, Some(6), Some("a")),
+            (3, Some(6), Some("c")),
+            (5, Some(6), Some("e"))
+        ])
+    );
+    // Now full: 9 fell out and is past the window.
+    assert_eq!(l.apply(&batch(&[Op::Delete(9)])), Ok(false));
+}
+
+#[test]
+fn unchanged_toast_keeps_the_held_value_or_gives_up() {
+    let l = live(&[(1, Some(6), Some("long text"))], None);
+    assert_eq!(l.apply(&batch(&[Op::Upsert(1, Some(7), None)])), Ok(true));
+    assert_eq!(*l.current(), reply(&[(1, Some(7), Some("long text"))]));
+    // A row not held comes in with a value the stream did not send.
+    assert_eq!(
+        l.apply(&batch(&[Op::Upsert(2, Some(7), None)])),
+        Err(Lost::Toast)
+    );
+}
+
+#[test]
+fn nulls_in_the_filter_column_are_not_matches() {
+    let l = live(&[(1, Some(6), Some("a"))], None);
+    assert_eq!(l.apply(&batch(&[Op::Upsert(1, None, Some("a"))])), Ok(true));
+    assert_eq!(*l.current(), reply(&[]));
+}
+
+#[test]
+fn an_output_column_the_stream_lacks_is_lost() {
+    let l = live(&[(1, Some(6), Some("a"))], None);
+    let mut b = batch(&[Op::Upsert(2, Some(7), Some("b"))]);
+    b.columns = vec![
+        ("id".to_owned(), INT4),
+        ("note".to_owned(), TEXT),
+        ("n".to_owned(), Oid(20)),
+    ]
+    .into();
+    // The output `n` is not there with its type either.
+    assert_eq!(l.apply(&b), Err(Lost::Columns));
+}
+
+#[test]
+fn descending_order_with_nulls_first() {
+    let l = Live::new(
+        n_above_five(),
+        Layout {
+            order: vec![
+                SortKey {
+                    output: 1,
+                    descending: true,
+                    nulls_first: true,
+                },
+                SortKey {
+                    output: 0,
+                    descending: false,
+                    nulls_first: false,
+                },
+            ],
+            ..layout(None, true)
+        },
+        &[(0, INT4)],
+        &reply(&[(3, Some(9), Some("c")), (1, Some(7), Some("a"))]),
+        0,
+        1 << 20,
+    )
+    .unwrap();
+    let b = batch(&[
+        Op::Upsert(2, Some(8), Some("b")),
+        Op::Upsert(4, Some(9), Some("d")),
+    ]);
+    assert_eq!(l.apply(&b), Ok(true));
+    assert_eq!(
+        *l.current(),
+        reply(&[
+            (3, Some(9), Some("c")),
+            (4, Some(9), Some("d")),
+            (2, Some(8), Some("b")),
+            (1, Some(7), Some("a"))
+        ])
+    );
+}
+
+#[test]
+fn rows_in_another_order_than_understood_are_not_followed() {
+    let rows = reply(&[(2, Some(6), Some("b")), (1, Some(6), Some("a"))]);
+    assert!(
+        Live::new(
+            n_above_five(),
+            layout(None, false),
+            &[(0, INT4)],
+            &rows,
+            0,
+            1 << 20
+        )
+        .is_none()
+    );
+    let more_than_the_limit = reply(&[(1, Some(6), None), (2, Some(6), None)]);
+    assert!(
+        Live::new(
+            n_above_five(),
+            layout(Some(1), false),
+            &[(0, INT4)],
+            &more_than_the_limit,
+            0,
+            1 << 20
+        )
+        .is_none()
+    );
+}
+
+#[test]
+fn a_result_grown_past_its_bound_is_given_up() {
+    let rows = reply(&[(1, Some(6), Some("a"))]);
+    let l = Live::new(
+        n_above_five(),
+        layout(None, false),
+        &[(0, INT4)],
+        &rows,
+        0,
+        rows.len() + 10,
+    )
+    .unwrap();
+    let b = batch(&[Op::Upsert(2, Some(6), Some("a longer note than allowed"))]);
+    assert_eq!(l.apply(&b), Err(Lost::Size));
+}
+
+#[test]
+fn a_commit_touches_an_entry_through_its_rows_or_its_filter() {
+    let l = live(&[(1, Some(6), Some("a")), (3, Some(8), Some("c"))], Some(2));
+    // Rows it does not hold, outside the WHERE before and after.
+    assert!(!l.touched_by(&batch(&[Op::Upsert(2, Some(1), Some("b")), Op::Delete(9)])));
+    // A row it holds, by its old key or its new one.
+    assert!(l.touched_by(&batch(&[Op::Delete(3)])));
+    assert!(l.touched_by(&batch(&[Op::Rekey(4, 1, Some(1))])));
+    assert!(l.touched_by(&batch(&[Op::Upsert(1, Some(1), Some("a"))])));
+    // A new row the WHERE might accept, even past the window.
+    assert!(l.touched_by(&batch(&[Op::Upsert(9, Some(7), Some("i"))])));
+    assert!(!l.touched_by(&batch(&[Op::Upsert(9, None, Some("i"))])));
+}
