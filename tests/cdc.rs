@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio_postgres::Client;
 
-use crate::support::cache::{caught_up, col, one, setup, warm};
+use crate::support::cache::{caught_up, col, one, rows, setup, warm};
 use crate::support::{Proxy, connect_direct, eventually};
 
 /// How long the stream may take to deliver a change in these tests.
@@ -1272,22 +1272,6 @@ async fn a_cascading_delete_read_in_its_own_transaction() {
     assert!(col(&client, children).await.is_empty(), "after the commit");
     let other = "SELECT v FROM cdc_fk_child WHERE parent_id = 58";
     assert_eq!(warm(&proxy, &client, other).await, one("other"));
-}
-
-/// Every row of `sql` (simple protocol), every column as text.
-async fn rows(client: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
-    client
-        .simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .into_iter()
-        .filter_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => {
-                Some((0..r.len()).map(|i| r.get(i).map(str::to_owned)).collect())
-            }
-            _ => None,
-        })
-        .collect()
 }
 
 /// Results of plain columns in key order are updated in place (ADR 017):

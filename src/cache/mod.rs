@@ -1065,16 +1065,8 @@ impl ResultCache {
             return false;
         }
         let filter = Arc::new(filter);
-        {
-            let mut filters = self.filters.lock().unwrap_or_else(|p| p.into_inner());
-            let list = filters.entry(table).or_default();
-            if list.len() >= MAX_FILTERS_PER_TABLE {
-                list.retain(|w| w.strong_count() > 0);
-                if list.len() >= MAX_FILTERS_PER_TABLE {
-                    return false;
-                }
-            }
-            list.push(Arc::downgrade(&filter));
+        if !register(&self.filters, table, &filter) {
+            return false;
         }
         let narrower: Vec<(usize, u64)> = [COARSE_BASE + slot, Generations::row_slot(filter.id)]
             .into_iter()
@@ -1140,16 +1132,8 @@ impl ResultCache {
             return false;
         };
         let live = Arc::new(live);
-        {
-            let mut lives = self.lives.lock().unwrap_or_else(|p| p.into_inner());
-            let list = lives.entry(table).or_default();
-            if list.len() >= MAX_FILTERS_PER_TABLE {
-                list.retain(|w| w.strong_count() > 0);
-                if list.len() >= MAX_FILTERS_PER_TABLE {
-                    return false;
-                }
-            }
-            list.push(Arc::downgrade(&live));
+        if !register(&self.lives, table, &live) {
+            return false;
         }
         let narrower: Vec<(usize, u64)> = [COARSE_BASE + slot, Generations::row_slot(live.id)]
             .into_iter()
@@ -1266,6 +1250,21 @@ impl ResultCache {
             .extend(rows.iter().map(|&r| Depend::Row(table, r)));
         true
     }
+}
+
+/// Register `item` under `table` (at most [`MAX_FILTERS_PER_TABLE`] live
+/// ones); whether it was.
+fn register<T>(registry: &Mutex<HashMap<Oid, Vec<Weak<T>>>>, table: Oid, item: &Arc<T>) -> bool {
+    let mut registry = registry.lock().unwrap_or_else(|p| p.into_inner());
+    let list = registry.entry(table).or_default();
+    if list.len() >= MAX_FILTERS_PER_TABLE {
+        list.retain(|w| w.strong_count() > 0);
+        if list.len() >= MAX_FILTERS_PER_TABLE {
+            return false;
+        }
+    }
+    list.push(Arc::downgrade(item));
+    true
 }
 
 #[cfg(test)]

@@ -26,13 +26,24 @@ pub fn q(sql: &str) -> Step {
 
 /// The first column of every row of a simple query.
 pub async fn col(client: &Client, sql: &str) -> Vec<Option<String>> {
+    rows(client, sql)
+        .await
+        .into_iter()
+        .map(|r| r.into_iter().next().flatten())
+        .collect()
+}
+
+/// Every row of `sql` (simple protocol), every column as text.
+pub async fn rows(client: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
     client
         .simple_query(sql)
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
         .into_iter()
         .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some(r.get(0).map(str::to_owned)),
+            SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(str::to_owned)).collect())
+            }
             _ => None,
         })
         .collect()
