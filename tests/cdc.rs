@@ -1354,3 +1354,68 @@ async fn results_follow_changes_to_their_own_rows_in_place() {
     )
     .await;
 }
+
+/// Pages anchored on an equality (`WHERE grp = 3 ORDER BY id`) are kept in
+/// place too (ADR 017): a row moving between groups leaves one page (found
+/// by the row it held, the old group is not sent) and enters the other
+/// (found by its new group).
+#[tokio::test]
+async fn pages_of_one_group_follow_rows_moving_between_groups() {
+    setup(
+        "DROP TABLE IF EXISTS cdc_grp; \
+         CREATE TABLE cdc_grp (id int PRIMARY KEY, grp int, note text); \
+         INSERT INTO cdc_grp SELECT g, g % 6, 't' || g FROM generate_series(1, 60) g; \
+         INSERT INTO cdc_grp VALUES (1000, 4, 'in')",
+    )
+    .await;
+    let proxy = Proxy::start_streaming(|_| {}).await;
+    let client = proxy.connect("cdc_grp").await;
+    let direct = connect_direct("cdc_grp_writer").await;
+    let three = "SELECT id, grp, note FROM cdc_grp WHERE grp = 3 ORDER BY id";
+    let four = "SELECT note, id FROM cdc_grp WHERE grp = 4 ORDER BY id DESC LIMIT 3";
+    // Binary results: not kept in place, dropped by its rows' changes.
+    let binary_sql = "SELECT id FROM cdc_grp WHERE grp = $1 ORDER BY id";
+    let binary = client.prepare(binary_sql).await.unwrap();
+    let same = async |sql: &str| {
+        assert_eq!(rows(&client, sql).await, rows(&direct, sql).await, "{sql}");
+    };
+    let updated = proxy.metrics.cdc_entries_updated.get();
+    outlive_other_rows(
+        &proxy,
+        &direct,
+        async || {
+            warm(&proxy, &client, three).await;
+            warm(&proxy, &client, four).await;
+        },
+        // The top row of group 4's page (the last attempt's, or the one
+        // set up) moves to group 3, a new row joins group 4 at the top of
+        // its page, a row of group 3 changes.
+        |attempt| {
+            format!(
+                "UPDATE cdc_grp SET grp = 3 WHERE id = {moved}; \
+                 INSERT INTO cdc_grp VALUES ({new}, 4, 'in'); \
+                 UPDATE cdc_grp SET note = 'x{attempt}' WHERE id = 15",
+                moved = 999 + attempt,
+                new = 1000 + attempt,
+            )
+        },
+        async || {
+            same(three).await;
+            same(four).await;
+        },
+        2,
+    )
+    .await;
+    assert!(proxy.metrics.cdc_entries_updated.get() >= updated + 2);
+    let ids = |rows: Vec<tokio_postgres::Row>| rows.iter().map(|r| r.get(0)).collect::<Vec<i32>>();
+    let want = ids(direct.query(binary_sql, &[&4_i32]).await.unwrap());
+    assert_eq!(ids(client.query(&binary, &[&4_i32]).await.unwrap()), want);
+    direct
+        .batch_execute("UPDATE cdc_grp SET grp = 5 WHERE id = 4")
+        .await
+        .unwrap();
+    caught_up(&proxy, &direct).await;
+    let want = ids(direct.query(binary_sql, &[&4_i32]).await.unwrap());
+    assert_eq!(ids(client.query(&binary, &[&4_i32]).await.unwrap()), want);
+    same(four).await;
+}

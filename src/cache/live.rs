@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::response::{self, CapturedResult};
+use super::{row_hash, value_hash};
 use crate::catalog::Oid;
 use crate::cdc::apply::NewRows;
 use crate::cdc::pgoutput::{ColumnValue, Tuple};
@@ -35,13 +36,26 @@ use crate::sql::filter::{Cell, Filter};
 use crate::sql::layout::Layout;
 use crate::sql::rowkey::{KeyKind, KeyPart, bound_value, key_kind, stream_value};
 
-/// Most rows a live entry holds (its state is searched per change).
-pub const MAX_LIVE_ROWS: usize = 4096;
+/// Most rows a live entry holds (its state is searched per change, and
+/// each row it holds routes changes to it).
+pub const MAX_LIVE_ROWS: usize = 1024;
 
-/// A row held: its key, its sort values and its `DataRow` message.
+/// What applying changes did to a live entry.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// The reply changed.
+    pub changed: bool,
+    /// [`row_hash`]es of rows it started and stopped holding.
+    pub added: Vec<u64>,
+    pub removed: Vec<u64>,
+}
+
+/// A row held: its key (and its [`row_hash`]), its sort values and its
+/// `DataRow` message.
 #[derive(Clone, Debug)]
 struct Held {
     key: Vec<KeyPart>,
+    hash: u64,
     sort: Vec<Option<i64>>,
     row: Bytes,
 }
@@ -107,8 +121,11 @@ pub struct Live {
     /// Names the generation slot that drops the entry.
     pub id: u64,
     /// The change stream's commit count when the capture began (see
-    /// [`super::ResultCache::commit_sequence`]).
+    /// [`super::ResultCache::next_commit`]).
     pub begin: u64,
+    /// The [`value_hash`] of the filter's anchor: every row it accepts has
+    /// that value ([`Filter::anchor`]).
+    pub anchor: Option<u64>,
     filter: Filter,
     layout: Layout,
     /// Output positions of the primary key, with each column's kind.
@@ -186,7 +203,13 @@ impl Live {
                     Some(text) => int(text).map(Some),
                 })
                 .collect::<Option<Vec<_>>>()?;
-            held.push(Held { key, sort, row });
+            let hash = row_hash(filter.table, &key);
+            held.push(Held {
+                key,
+                hash,
+                sort,
+                row,
+            });
         }
         // The origin's order must be the one understood here, strictly.
         if held
@@ -199,10 +222,14 @@ impl Live {
             Some(n) if held.len() as u64 == n => held.last().map(|h| h.sort.clone()),
             _ => None,
         };
+        let anchor = filter
+            .anchor()
+            .map(|(column, value)| value_hash(filter.table, column, value));
         Some(Live {
             table: filter.table,
             id: filter.id,
             begin,
+            anchor,
             filter,
             layout,
             key,
@@ -234,6 +261,17 @@ impl Live {
         self.dead.store(true, AtomicOrdering::Release);
     }
 
+    /// The [`row_hash`]es of the rows held now.
+    pub fn names(&self) -> Vec<u64> {
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .held
+            .iter()
+            .map(|h| h.hash)
+            .collect()
+    }
+
     /// Rows held now.
     pub fn rows(&self) -> usize {
         self.state
@@ -243,12 +281,14 @@ impl Live {
             .len()
     }
 
-    /// Apply one commit's changes to this entry's table (in commit order).
-    /// `Ok(true)` when the result changed. After an error the entry must
-    /// be dropped: its state is left half-applied.
-    pub fn apply(&self, batch: &NewRows) -> Result<bool, Lost> {
+    /// Apply one commit's changes to this entry's table: those at the
+    /// positions `which` (in commit order; the others concern no row it
+    /// holds or could hold). After an error the entry must be dropped:
+    /// its state is left half-applied.
+    pub fn apply(&self, batch: &NewRows, which: &[usize]) -> Result<Applied, Lost> {
+        let mut applied = Applied::default();
         if self.dead() || self.layout.limit == Some(0) {
-            return Ok(false);
+            return Ok(applied);
         }
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let fresh = match &state.positions {
@@ -267,8 +307,8 @@ impl Live {
         let Some((_, positions)) = positions.as_ref() else {
             return Err(Lost::Columns);
         };
-        let mut changed = false;
-        for change in &batch.changes {
+        for &i in which {
+            let change = batch.changes.get(i).ok_or(Lost::Unreadable)?;
             let new = match change.new {
                 Some(i) => Some(batch.rows.get(i as usize).ok_or(Lost::Unreadable)?),
                 None => None,
@@ -287,8 +327,9 @@ impl Live {
             for key in [&old_key, &new_key].into_iter().flatten() {
                 if let Some(i) = held.iter().position(|h| h.key == *key) {
                     let removed = held.remove(i);
+                    applied.removed.push(removed.hash);
                     prior.get_or_insert(removed);
-                    changed = true;
+                    applied.changed = true;
                 }
             }
             let Some(new) = new else {
@@ -344,20 +385,24 @@ impl Live {
                 Ok(_) => return Err(Lost::Unreadable),
                 Err(at) => at,
             };
+            let key = new_key.ok_or(Lost::Unreadable)?;
+            let hash = row_hash(self.table, &key);
             held.insert(
                 at,
                 Held {
-                    key: new_key.ok_or(Lost::Unreadable)?,
+                    key,
+                    hash,
                     sort,
                     row: data_row(&values),
                 },
             );
-            changed = true;
+            applied.added.push(hash);
+            applied.changed = true;
         }
         if let Some(n) = self.layout.limit {
             let n = usize::try_from(n).unwrap_or(usize::MAX);
             if held.len() > n {
-                held.truncate(n);
+                applied.removed.extend(held.drain(n..).map(|h| h.hash));
                 *beyond = held.last().map(|h| h.sort.clone());
             }
             if beyond.is_some() && held.len() < n {
@@ -367,14 +412,14 @@ impl Live {
         if held.len() > MAX_LIVE_ROWS {
             return Err(Lost::Size);
         }
-        if changed {
+        if applied.changed {
             let result = self.build(held);
             if result.len() > self.max_len {
                 return Err(Lost::Size);
             }
             *self.current.write().unwrap_or_else(|p| p.into_inner()) = result;
         }
-        Ok(changed)
+        Ok(applied)
     }
 
     /// Whether applying `batch` might change this entry: a change names a

@@ -82,6 +82,12 @@ fn live(rows: &[Row<'_>], limit: Option<u64>) -> Live {
     .expect("the rows read as the layout says")
 }
 
+/// Apply every change of `b`; whether the reply changed.
+fn apply(l: &Live, b: &NewRows) -> Result<bool, Lost> {
+    let all: Vec<usize> = (0..b.changes.len()).collect();
+    l.apply(b, &all).map(|a| a.changed)
+}
+
 fn columns() -> Arc<[(String, Oid)]> {
     vec![
         ("id".to_owned(), INT4),
@@ -130,6 +136,8 @@ fn batch(ops: &[Op<'_>]) -> NewRows {
                 changes.push(Change {
                     old: None,
                     new: Some(rows.len() as u32 - 1),
+                    names: Vec::new(),
+                    keyed: true,
                 });
             }
             Op::Rekey(old, id, n) => {
@@ -137,11 +145,15 @@ fn batch(ops: &[Op<'_>]) -> NewRows {
                 changes.push(Change {
                     old: Some(key(old)),
                     new: Some(rows.len() as u32 - 1),
+                    names: Vec::new(),
+                    keyed: true,
                 });
             }
             Op::Delete(id) => changes.push(Change {
                 old: Some(key(id)),
                 new: None,
+                names: Vec::new(),
+                keyed: true,
             }),
         }
     }
@@ -162,7 +174,7 @@ fn inserts_land_in_order_and_updates_replace_in_place() {
         Op::Upsert(4, Some(10), Some("D")),
         Op::Upsert(9, Some(1), Some("filtered out")),
     ]);
-    assert_eq!(l.apply(&b), Ok(true));
+    assert_eq!(apply(&l, &b), Ok(true));
     assert_eq!(
         *l.current(),
         reply(&[
@@ -184,7 +196,7 @@ fn rows_leaving_the_filter_or_deleted_go() {
         None,
     );
     let b = batch(&[Op::Upsert(1, Some(5), Some("a")), Op::Delete(3)]);
-    assert_eq!(l.apply(&b), Ok(true));
+    assert_eq!(apply(&l, &b), Ok(true));
     assert_eq!(*l.current(), reply(&[(2, Some(7), None)]));
     assert_eq!(l.rows(), 1);
 }
@@ -194,14 +206,14 @@ fn changes_elsewhere_leave_the_reply_alone() {
     let l = live(&[(1, Some(6), Some("a"))], None);
     let before = l.current().clone();
     let b = batch(&[Op::Upsert(2, Some(1), Some("x")), Op::Delete(7)]);
-    assert_eq!(l.apply(&b), Ok(false));
+    assert_eq!(apply(&l, &b), Ok(false));
     assert_eq!(*l.current(), before);
 }
 
 #[test]
 fn a_key_update_moves_the_row() {
     let l = live(&[(1, Some(6), Some("a")), (2, Some(7), Some("b"))], None);
-    assert_eq!(l.apply(&batch(&[Op::Rekey(1, 5, Some(6))])), Ok(true));
+    assert_eq!(apply(&l, &batch(&[Op::Rekey(1, 5, Some(6))])), Ok(true));
     assert_eq!(
         *l.current(),
         reply(&[(2, Some(7), Some("b")), (5, Some(6), Some("moved"))])
@@ -217,9 +229,9 @@ fn applying_a_commit_twice_changes_nothing_more() {
         Op::Upsert(1, Some(8), Some("a2")),
         Op::Rekey(2, 7, Some(9)),
     ]);
-    assert_eq!(l.apply(&b), Ok(true));
+    assert_eq!(apply(&l, &b), Ok(true));
     let once = l.current().clone();
-    l.apply(&b).unwrap();
+    apply(&l, &b).unwrap();
     assert_eq!(*l.current(), once);
     assert_eq!(
         once,
@@ -232,12 +244,12 @@ fn a_full_limit_window_takes_rows_before_its_end_and_ignores_rows_after_it() {
     let l = live(&[(2, Some(6), Some("b")), (4, Some(6), Some("d"))], Some(2));
     // After the window's last row: it was past the window before, too.
     assert_eq!(
-        l.apply(&batch(&[Op::Upsert(9, Some(6), Some("i"))])),
+        apply(&l, &batch(&[Op::Upsert(9, Some(6), Some("i"))])),
         Ok(false)
     );
     // Before it: the last row falls out.
     assert_eq!(
-        l.apply(&batch(&[Op::Upsert(3, Some(6), Some("c"))])),
+        apply(&l, &batch(&[Op::Upsert(3, Some(6), Some("c"))])),
         Ok(true)
     );
     assert_eq!(
@@ -246,27 +258,27 @@ fn a_full_limit_window_takes_rows_before_its_end_and_ignores_rows_after_it() {
     );
     // A delete and an insert before the end keep it full.
     let b = batch(&[Op::Delete(3), Op::Upsert(1, Some(6), Some("a"))]);
-    assert_eq!(l.apply(&b), Ok(true));
+    assert_eq!(apply(&l, &b), Ok(true));
     assert_eq!(
         *l.current(),
         reply(&[(1, Some(6), Some("a")), (2, Some(6), Some("b"))])
     );
     // A row gone with nothing to refill it from: the window is lost.
-    assert_eq!(l.apply(&batch(&[Op::Delete(1)])), Err(Lost::Window));
+    assert_eq!(apply(&l, &batch(&[Op::Delete(1)])), Err(Lost::Window));
 }
 
 #[test]
 fn a_limit_window_not_full_holds_every_row() {
     let l = live(&[(2, Some(6), Some("b"))], Some(3));
     let b = batch(&[Op::Upsert(9, Some(6), Some("i")), Op::Delete(2)]);
-    assert_eq!(l.apply(&b), Ok(true));
+    assert_eq!(apply(&l, &b), Ok(true));
     assert_eq!(*l.current(), reply(&[(9, Some(6), Some("i"))]));
     let b = batch(&[
         Op::Upsert(1, Some(6), Some("a")),
         Op::Upsert(3, Some(6), Some("c")),
         Op::Upsert(5, Some(6), Some("e")),
     ]);
-    assert_eq!(l.apply(&b), Ok(true));
+    assert_eq!(apply(&l, &b), Ok(true));
     assert_eq!(
         *l.current(),
         reply(&[
@@ -276,17 +288,17 @@ fn a_limit_window_not_full_holds_every_row() {
         ])
     );
     // Now full: 9 fell out and is past the window.
-    assert_eq!(l.apply(&batch(&[Op::Delete(9)])), Ok(false));
+    assert_eq!(apply(&l, &batch(&[Op::Delete(9)])), Ok(false));
 }
 
 #[test]
 fn unchanged_toast_keeps_the_held_value_or_gives_up() {
     let l = live(&[(1, Some(6), Some("long text"))], None);
-    assert_eq!(l.apply(&batch(&[Op::Upsert(1, Some(7), None)])), Ok(true));
+    assert_eq!(apply(&l, &batch(&[Op::Upsert(1, Some(7), None)])), Ok(true));
     assert_eq!(*l.current(), reply(&[(1, Some(7), Some("long text"))]));
     // A row not held comes in with a value the stream did not send.
     assert_eq!(
-        l.apply(&batch(&[Op::Upsert(2, Some(7), None)])),
+        apply(&l, &batch(&[Op::Upsert(2, Some(7), None)])),
         Err(Lost::Toast)
     );
 }
@@ -294,7 +306,10 @@ fn unchanged_toast_keeps_the_held_value_or_gives_up() {
 #[test]
 fn nulls_in_the_filter_column_are_not_matches() {
     let l = live(&[(1, Some(6), Some("a"))], None);
-    assert_eq!(l.apply(&batch(&[Op::Upsert(1, None, Some("a"))])), Ok(true));
+    assert_eq!(
+        apply(&l, &batch(&[Op::Upsert(1, None, Some("a"))])),
+        Ok(true)
+    );
     assert_eq!(*l.current(), reply(&[]));
 }
 
@@ -309,7 +324,7 @@ fn an_output_column_the_stream_lacks_is_lost() {
     ]
     .into();
     // The output `n` is not there with its type either.
-    assert_eq!(l.apply(&b), Err(Lost::Columns));
+    assert_eq!(apply(&l, &b), Err(Lost::Columns));
 }
 
 #[test]
@@ -341,7 +356,7 @@ fn descending_order_with_nulls_first() {
         Op::Upsert(2, Some(8), Some("b")),
         Op::Upsert(4, Some(9), Some("d")),
     ]);
-    assert_eq!(l.apply(&b), Ok(true));
+    assert_eq!(apply(&l, &b), Ok(true));
     assert_eq!(
         *l.current(),
         reply(&[
@@ -394,7 +409,7 @@ fn a_result_grown_past_its_bound_is_given_up() {
     )
     .unwrap();
     let b = batch(&[Op::Upsert(2, Some(6), Some("a longer note than allowed"))]);
-    assert_eq!(l.apply(&b), Err(Lost::Size));
+    assert_eq!(apply(&l, &b), Err(Lost::Size));
 }
 
 #[test]
@@ -409,4 +424,133 @@ fn a_commit_touches_an_entry_through_its_rows_or_its_filter() {
     // A new row the WHERE might accept, even past the window.
     assert!(l.touched_by(&batch(&[Op::Upsert(9, Some(7), Some("i"))])));
     assert!(!l.touched_by(&batch(&[Op::Upsert(9, None, Some("i"))])));
+}
+
+/// `… WHERE grp = 3 ORDER BY id` over (id, n, note) where `n` holds the
+/// group: a filter anchored on `n = 3`.
+fn n_is_three() -> Filter {
+    FilterSpec {
+        columns: vec![FilterColumn {
+            name: "n".to_owned(),
+            type_oid: INT4,
+        }],
+        pred: Pred::And(vec![Pred::Cmp {
+            column: 0,
+            op: CmpOp::Eq,
+            value: KeySource::Lifted(0),
+        }]),
+    }
+    .bind(TABLE, 78, &|_, _| Some(KeyPart::Int(3)))
+    .unwrap()
+}
+
+#[test]
+fn changes_reach_the_entries_holding_their_rows_or_anchored_on_their_values() {
+    use crate::cache::{Depend, Limits, ResultCache, row_hash, value_hash};
+    let cache = ResultCache::new(Limits {
+        max_memory: 1 << 20,
+        max_result_size: 1 << 20,
+        admit_after: 1,
+        role_ttl: std::time::Duration::from_secs(60),
+        fenced: false,
+    });
+    let deps = [Depend::Table(TABLE)];
+    let mut anchored = cache
+        .begin_capture(b"anchored", &[TABLE], Some(&deps))
+        .unwrap();
+    let rows = reply(&[(1, Some(3), Some("a")), (2, Some(3), Some("b"))]);
+    assert!(cache.narrow_live(
+        &mut anchored,
+        n_is_three(),
+        layout(None, false),
+        &[(0, INT4)],
+        &rows
+    ));
+    let mut scanned = cache
+        .begin_capture(b"scanned", &[TABLE], Some(&deps))
+        .unwrap();
+    let rows = reply(&[(7, Some(9), Some("g"))]);
+    assert!(cache.narrow_live(
+        &mut scanned,
+        n_above_five(),
+        layout(None, false),
+        &[(0, INT4)],
+        &rows
+    ));
+    let (anchored, scanned) = (
+        anchored.live.clone().unwrap(),
+        scanned.live.clone().unwrap(),
+    );
+    let row = |id: i64| row_hash(TABLE, &[KeyPart::Int(id)]);
+    let n = |v: i64| value_hash(TABLE, "n", &KeyPart::Int(v));
+    let routed = |names: Vec<Vec<u64>>, keyed: bool| {
+        let mut b = batch(&[]);
+        b.changes = names
+            .into_iter()
+            .map(|names| Change {
+                old: None,
+                new: None,
+                names,
+                keyed,
+            })
+            .collect();
+        let mut out: Vec<(bool, Vec<usize>)> = cache
+            .lives_for(&b)
+            .into_iter()
+            .map(|(l, which)| {
+                assert!(Arc::ptr_eq(&l, &anchored) || Arc::ptr_eq(&l, &scanned));
+                (Arc::ptr_eq(&l, &anchored), which)
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    // Another group and another row: only the entry without an anchor.
+    assert_eq!(routed(vec![vec![row(5), n(4)]], true), [(false, vec![0])]);
+    // Its group's value, or a row it holds (old or new key).
+    assert_eq!(
+        routed(
+            vec![vec![row(5), n(4)], vec![row(6), n(3)], vec![row(2), n(8)]],
+            true
+        ),
+        [(false, vec![0, 1, 2]), (true, vec![1, 2])]
+    );
+    // A change that does not name its row's key reaches every entry.
+    assert_eq!(
+        routed(vec![vec![n(4)]], false),
+        [(false, vec![0]), (true, vec![0])]
+    );
+    // Rows it starts or stops holding route changes to it from then on.
+    cache.reindex(&anchored, &[row(9)], &[row(2)]);
+    assert_eq!(
+        routed(vec![vec![row(2)], vec![row(9)]], true),
+        [(false, vec![0, 1]), (true, vec![1])]
+    );
+}
+
+#[test]
+fn applying_reports_the_rows_it_starts_and_stops_holding() {
+    let l = live(&[(1, Some(6), Some("a")), (2, Some(6), Some("b"))], Some(2));
+    let b = batch(&[
+        Op::Delete(2),
+        Op::Upsert(0, Some(9), Some("z")),
+        Op::Upsert(9, Some(1), None),
+    ]);
+    let all: Vec<usize> = (0..b.changes.len()).collect();
+    let row = |id: i64| crate::cache::row_hash(TABLE, &[KeyPart::Int(id)]);
+    let applied = l.apply(&b, &all).unwrap();
+    assert!(applied.changed);
+    assert_eq!(applied.added, [row(0)]);
+    assert_eq!(applied.removed, [row(2)]);
+    // Only the changes chosen are applied.
+    let b = batch(&[Op::Delete(1), Op::Upsert(-1, Some(7), Some("y"))]);
+    let applied = l.apply(&b, &[1]).unwrap();
+    assert_eq!(
+        (applied.added, applied.removed),
+        (vec![row(-1)], vec![row(1)])
+    );
+    assert_eq!(
+        *l.current(),
+        reply(&[(-1, Some(7), Some("y")), (0, Some(9), Some("z"))])
+    );
 }

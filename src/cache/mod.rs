@@ -38,6 +38,7 @@ use quick_cache::sync::Cache;
 use quick_cache::{Equivalent, Lifecycle, Weighter};
 
 use crate::catalog::Oid;
+use crate::cdc::apply::NewRows;
 use crate::sql::filter::Filter;
 use crate::sql::layout::Layout;
 pub use crate::sql::rowkey::KeyPart;
@@ -441,7 +442,7 @@ pub struct ResultCache {
     filters: Mutex<HashMap<Oid, Vec<Weak<Filter>>>>,
     next_filter: AtomicU64,
     /// Live entries by table ([`Self::narrow_live`]).
-    lives: Mutex<HashMap<Oid, Vec<Weak<Live>>>>,
+    lives: Mutex<HashMap<Oid, TableLives>>,
     /// Commits the change stream has applied ([`Self::next_commit`]).
     commits: AtomicU64,
 }
@@ -1090,7 +1091,8 @@ impl ResultCache {
     /// Count a commit of the change stream, before its invalidations and
     /// in-place changes; returns its sequence number. A capture that read
     /// the count at or after it may have missed the commit if the commit
-    /// was not yet visible to others ([`Self::replay_lives`]).
+    /// was not yet visible to others (the stream then drops the live entries
+    /// it touches whose capture began at or after it).
     pub fn next_commit(&self) -> u64 {
         self.commits.fetch_add(1, Ordering::AcqRel) + 1
     }
@@ -1132,7 +1134,7 @@ impl ResultCache {
             return false;
         };
         let live = Arc::new(live);
-        if !register(&self.lives, table, &live) {
+        if !self.register_live(&live) {
             return false;
         }
         let narrower: Vec<(usize, u64)> = [COARSE_BASE + slot, Generations::row_slot(live.id)]
@@ -1151,24 +1153,106 @@ impl ResultCache {
         true
     }
 
+    /// Register a live entry: under its table, under its anchor's value
+    /// and the rows it holds (or with the entries every change may
+    /// concern). Whether it was (at most [`MAX_FILTERS_PER_TABLE`] per
+    /// table).
+    fn register_live(&self, live: &Arc<Live>) -> bool {
+        let mut lives = self.lives.lock().unwrap_or_else(|p| p.into_inner());
+        let t = lives.entry(live.table).or_default();
+        if t.all.len() >= MAX_FILTERS_PER_TABLE {
+            t.prune();
+            if t.all.len() >= MAX_FILTERS_PER_TABLE {
+                return false;
+            }
+        }
+        let weak = Arc::downgrade(live);
+        t.all.push(weak.clone());
+        match live.anchor {
+            Some(value) => t.by_name.entry(value).or_default().push(weak.clone()),
+            None => t.scan.push(weak.clone()),
+        }
+        for row in live.names() {
+            t.by_name.entry(row).or_default().push(weak.clone());
+        }
+        true
+    }
+
     /// The live entries of `table` still followed (dropped ones pruned).
     pub fn lives_of(&self, table: Oid) -> Vec<Arc<Live>> {
         let mut lives = self.lives.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(list) = lives.get_mut(&table) else {
+        let Some(t) = lives.get_mut(&table) else {
             return Vec::new();
         };
-        let mut out = Vec::with_capacity(list.len());
-        list.retain(|w| match w.upgrade() {
-            Some(l) if !l.dead() => {
-                out.push(l);
-                true
-            }
-            _ => false,
-        });
-        if list.is_empty() {
+        let out = t.live(|t| &mut t.all);
+        if t.all.is_empty() {
             lives.remove(&table);
         }
         out
+    }
+
+    /// The live entries `batch` may concern, each with the positions of
+    /// the changes (in order) that may concern it: those naming a row it
+    /// holds or the value of its anchor; every change for the entries
+    /// without an anchor, and for all of them when a change does not name
+    /// its rows' keys.
+    pub fn lives_for(&self, batch: &NewRows) -> Vec<(Arc<Live>, Vec<usize>)> {
+        let mut lives = self.lives.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(t) = lives.get_mut(&batch.table) else {
+            return Vec::new();
+        };
+        let every = || (0..batch.changes.len()).collect::<Vec<usize>>();
+        if batch.changes.iter().any(|c| !c.keyed) {
+            return t
+                .live(|t| &mut t.all)
+                .into_iter()
+                .map(|l| (l, every()))
+                .collect();
+        }
+        let mut picked: Vec<(Arc<Live>, Vec<usize>)> = t
+            .live(|t| &mut t.scan)
+            .into_iter()
+            .map(|l| (l, every()))
+            .collect();
+        let mut at: HashMap<*const Live, usize> = HashMap::new();
+        for (i, change) in batch.changes.iter().enumerate() {
+            for name in &change.names {
+                let Some(bucket) = t.by_name.get_mut(name) else {
+                    continue;
+                };
+                bucket.retain(|w| w.upgrade().is_some_and(|l| !l.dead()));
+                for live in bucket.iter().filter_map(Weak::upgrade) {
+                    let k = *at.entry(Arc::as_ptr(&live)).or_insert_with(|| {
+                        picked.push((Arc::clone(&live), Vec::new()));
+                        picked.len() - 1
+                    });
+                    if picked[k].1.last() != Some(&i) {
+                        picked[k].1.push(i);
+                    }
+                }
+            }
+        }
+        picked
+    }
+
+    /// A live entry of `table` stopped holding the rows `removed` and
+    /// started holding `added` (row hashes).
+    pub fn reindex(&self, live: &Arc<Live>, added: &[u64], removed: &[u64]) {
+        let mut lives = self.lives.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(t) = lives.get_mut(&live.table) else {
+            return;
+        };
+        for row in removed {
+            if let Some(bucket) = t.by_name.get_mut(row) {
+                bucket.retain(|w| !std::ptr::eq(w.as_ptr(), Arc::as_ptr(live)));
+                if bucket.is_empty() {
+                    t.by_name.remove(row);
+                }
+            }
+        }
+        for &row in added {
+            t.by_name.entry(row).or_default().push(Arc::downgrade(live));
+        }
     }
 
     /// Drop a live entry: it can no longer follow its table.
@@ -1249,6 +1333,43 @@ impl ResultCache {
             .depends
             .extend(rows.iter().map(|&r| Depend::Row(table, r)));
         true
+    }
+}
+
+/// The live entries of one table, and how changes find them.
+#[derive(Default)]
+struct TableLives {
+    all: Vec<Weak<Live>>,
+    /// Those without an anchor: any change may concern them.
+    scan: Vec<Weak<Live>>,
+    /// An anchored entry under its anchor's [`value_hash`], every entry
+    /// under the [`row_hash`] of each row it holds (and maybe of rows it
+    /// held: a superset).
+    by_name: HashMap<u64, Vec<Weak<Live>>>,
+}
+
+impl TableLives {
+    /// The entries of one list still followed (the list pruned).
+    fn live(&mut self, list: fn(&mut TableLives) -> &mut Vec<Weak<Live>>) -> Vec<Arc<Live>> {
+        let mut out = Vec::new();
+        list(self).retain(|w| match w.upgrade() {
+            Some(l) if !l.dead() => {
+                out.push(l);
+                true
+            }
+            _ => false,
+        });
+        out
+    }
+
+    fn prune(&mut self) {
+        let alive = |w: &Weak<Live>| w.upgrade().is_some_and(|l| !l.dead());
+        self.all.retain(alive);
+        self.scan.retain(alive);
+        self.by_name.retain(|_, bucket| {
+            bucket.retain(alive);
+            !bucket.is_empty()
+        });
     }
 }
 

@@ -118,6 +118,12 @@ pub struct Change {
     pub old: Option<Tuple>,
     /// The new version's index in [`NewRows::rows`] (inserts, updates).
     pub new: Option<u32>,
+    /// Its names ([`Committed::rows`]): the rows' keys and key-like values,
+    /// old and new, that route it to the entries it may concern.
+    pub names: Vec<u64>,
+    /// Whether its names include its rows' keys (the table's replica
+    /// identity is its key-like primary key).
+    pub keyed: bool,
 }
 
 /// Bytes of new rows' values kept per transaction; beyond, the table is
@@ -348,11 +354,24 @@ impl Applier {
             _ => return Err(ApplyError::Unexpected("streamed-transaction")),
         };
         if let Some((oid, names, old, new)) = touched {
-            let columns = self.keys.get(&oid).map(|k| Arc::clone(&k.all));
+            let naming = self.keys.get(&oid);
+            let columns = naming.map(|k| Arc::clone(&k.all));
+            let keyed = naming.is_some_and(|k| k.key.is_some());
+            let routed = names.clone().unwrap_or_default();
             let txn = self.open_txn("a row change")?;
             txn.touch(oid, 1, names);
             if let Some(columns) = columns {
-                txn.change(oid, columns, old, new);
+                txn.change(
+                    oid,
+                    columns,
+                    Change {
+                        old,
+                        new: None,
+                        names: routed,
+                        keyed,
+                    },
+                    new,
+                );
             }
         }
         Ok(())
@@ -479,7 +498,7 @@ impl Committed {
         &mut self,
         oid: Oid,
         columns: Arc<[(String, Oid)]>,
-        old: Option<Tuple>,
+        mut change: Change,
         new: Option<Tuple>,
     ) {
         if self.whole.contains(&oid) {
@@ -487,7 +506,7 @@ impl Committed {
         }
         let held: usize = self.new_rows.iter().map(|n| n.changes.len()).sum();
         let bytes: usize = self.new_rows.iter().map(|n| n.bytes).sum();
-        let size = old.as_ref().map_or(0, row_bytes) + new.as_ref().map_or(0, row_bytes);
+        let size = change.old.as_ref().map_or(0, row_bytes) + new.as_ref().map_or(0, row_bytes);
         if held >= MAX_ROWS_PER_TRANSACTION || bytes + size > MAX_NEW_ROW_BYTES {
             self.name_whole(oid);
             return;
@@ -511,11 +530,11 @@ impl Committed {
             self.name_whole(oid);
             return;
         }
-        let new = new.map(|row| {
+        change.new = new.map(|row| {
             n.rows.push(row);
             (n.rows.len() - 1) as u32
         });
-        n.changes.push(Change { old, new });
+        n.changes.push(change);
         n.bytes += size;
     }
 }

@@ -225,26 +225,35 @@ impl Shared {
 
     /// Apply a commit's row changes to the live entries of their tables
     /// (after the commit's table slots were bumped): each is updated in
-    /// place, or dropped when it cannot follow.
+    /// place, or dropped when it cannot follow. A change goes only to the
+    /// entries it may concern ([`ResultCache::lives_for`]).
     fn maintain(&self, batches: &[NewRows]) {
         let cache = self.cache();
         for batch in batches {
-            let lives = cache.lives_of(batch.table);
+            let lives = cache.lives_for(batch);
             if lives.is_empty() {
                 continue;
             }
-            if too_much_work(batch, &lives) {
-                for live in &lives {
+            let work: usize = lives
+                .iter()
+                .map(|(l, which)| which.len().saturating_mul(1 + l.rows()))
+                .sum();
+            if work > MAX_FILTER_TESTS {
+                for (live, _) in &lives {
                     self.drop_live(live, "busy");
                 }
                 continue;
             }
-            for live in &lives {
-                match live.apply(batch) {
-                    Ok(true) => {
-                        self.metrics.cdc_entries_updated.inc();
+            for (live, which) in &lives {
+                match live.apply(batch, which) {
+                    Ok(applied) => {
+                        if applied.changed {
+                            self.metrics.cdc_entries_updated.inc();
+                        }
+                        if !applied.added.is_empty() || !applied.removed.is_empty() {
+                            cache.reindex(live, &applied.added, &applied.removed);
+                        }
                     }
-                    Ok(false) => {}
                     Err(lost) => self.drop_live(live, lost.label()),
                 }
             }

@@ -916,6 +916,7 @@ impl SessionCache {
                 catalog,
                 ctx,
                 &c.shape,
+                true,
                 |part, column_type| match part {
                     KeySource::Lifted(i) => {
                         rowkey::lifted_value(c.params.get(i)?, rowkey::key_kind(column_type)?, utf8)
@@ -1636,10 +1637,12 @@ impl SessionCache {
             }
             KeySource::Lifted(_) => None,
         };
+        let formats = rowkey::result_formats(b.tail).unwrap_or_default();
         let deps = self.deps_of(
             &catalog,
             &ctx,
             &shape,
+            formats.iter().all(|&f| f == 0),
             |part, column_type| {
                 let (value, binary, declared) = param(part)?;
                 rowkey::bound_value(value, binary, declared, column_type, utf8)
@@ -1649,7 +1652,6 @@ impl SessionCache {
                 rowkey::bound_array(value, binary, declared, column_type, utf8)
             },
         );
-        let formats = rowkey::result_formats(b.tail).unwrap_or_default();
         self.watch_miss(&catalog, &shape, &stmt.sql, deps, formats);
         Some(false)
     }
@@ -1657,11 +1659,13 @@ impl SessionCache {
     /// What an entry of `shape` depends on, table by table, with values
     /// from `value` (by source and column type), and the lookups that may
     /// narrow it after the capture; `None` for every change to its tables.
+    /// `text`: the results are read in text format.
     fn deps_of(
         &self,
         catalog: &Catalog,
         ctx: &Ctx,
         shape: &sql::Shape,
+        text: bool,
         value: impl Fn(KeySource, Oid) -> Option<KeyPart>,
         array: impl Fn(KeySource, Oid) -> Option<Vec<KeyPart>>,
     ) -> Option<Named> {
@@ -1710,7 +1714,25 @@ impl SessionCache {
                     _ => vec![Depend::Table(table)],
                 }
             };
+        let limit = |source| match value(source, crate::catalog::oids::INT8)? {
+            KeyPart::Int(n) => Some(n),
+            KeyPart::Bytes(_) => None,
+        };
+        // A result kept in place needs text rows in UTF-8 (ADR 017).
+        let live = text && self.utf8();
         for d in spec.iter() {
+            // A filter chosen to keep the result in place gives way to the
+            // dependency chosen before filters when it cannot be.
+            let d = match d {
+                Dependency::Filter {
+                    instead: Some(instead),
+                    layout,
+                    ..
+                } if !live || layout.as_ref().and_then(|l| l.bind(&limit)).is_none() => {
+                    instead.as_ref()
+                }
+                d => d,
+            };
             match d {
                 Dependency::Table(t) => named.push(Depend::Table(*t)),
                 Dependency::Row { table, parts } => named.push(
@@ -1774,14 +1796,10 @@ impl SessionCache {
                     filter,
                     members: key,
                     layout,
+                    ..
                 } => {
                     let id = self.rt.cache.filter_id(*table);
-                    let layout = layout.as_ref().and_then(|l| {
-                        l.bind(&|source| match value(source, crate::catalog::oids::INT8)? {
-                            KeyPart::Int(n) => Some(n),
-                            KeyPart::Bytes(_) => None,
-                        })
-                    });
+                    let layout = layout.as_ref().and_then(|l| l.bind(&limit));
                     filtered = filter
                         .bind(*table, id, &|source, column_type| {
                             value(source, column_type)

@@ -113,6 +113,10 @@ pub enum Dependency {
         /// How the result can be kept up to date in place, when it can
         /// ([`super::layout`], ADR 017).
         layout: Option<LayoutSpec>,
+        /// What the statement depends on when its result cannot be kept
+        /// in place after all (binary results, another encoding): the
+        /// dependency chosen before filters.
+        instead: Option<Box<Dependency>>,
     },
     /// The row of `table` (integer primary key, default replica identity)
     /// whose key equals the `columns` (one per key column, in `attnum`
@@ -297,10 +301,42 @@ pub fn dependencies<'t>(
     for (i, instance) in instances.iter().enumerate() {
         let table = instance.table?;
         let bound = |attnum: i16| classes.bound(Node::Column(i, attnum)).and_then(source);
+        // The whole `WHERE` of a statement reading one table.
+        let whole_where = || {
+            if instances.len() != 1 || !conditions.is_empty() {
+                return None;
+            }
+            let members = output_key(shape, &instances, i)?;
+            let column = |e: &Expr| match e {
+                Expr::Column { qualifier, name } => {
+                    resolve(&instances, qualifier, name).map(|(_, c)| c)
+                }
+                _ => None,
+            };
+            let filter = super::filter::compile(
+                select.selection.as_ref()?,
+                &column,
+                &source,
+                &plain_null_test,
+            )?;
+            // A client parameter is read as the column's type only when
+            // every use of it is in the filter's comparisons.
+            let typed = filter
+                .client_uses(shape.client_params)
+                .iter()
+                .all(|&(n, count)| uses.get(&n) == Some(&count));
+            typed.then_some(Dependency::Filter {
+                table: table.oid,
+                filter,
+                layout: layout_of(shape, &instances, &members, &source),
+                members,
+                instead: None,
+            })
+        };
         let dep = row_dependency(table, &bound)
             .or_else(|| lookup_dependency(i, &instances, &classes, &source))
             .or_else(|| {
-                table.columns.iter().find_map(|c| {
+                let value = table.columns.iter().find_map(|c| {
                     if !keyable(c) {
                         return None;
                     }
@@ -311,7 +347,26 @@ pub fn dependencies<'t>(
                         type_oid: c.type_oid,
                         members: members_of(c, shape, &instances, i),
                     })
-                })
+                })?;
+                // A result kept in place beats one dropped by its own rows'
+                // changes, when an equality anchors it (ADR 017); the value
+                // dependency stands in where it cannot be kept in place.
+                match whole_where() {
+                    Some(Dependency::Filter {
+                        table,
+                        filter,
+                        members,
+                        layout: Some(layout),
+                        ..
+                    }) if filter.anchored() => Some(Dependency::Filter {
+                        table,
+                        filter,
+                        members,
+                        layout: Some(layout),
+                        instead: Some(Box::new(value)),
+                    }),
+                    _ => Some(value),
+                }
             })
             .or_else(|| {
                 let key = primary_key(table, keyable)?;
@@ -338,37 +393,7 @@ pub fn dependencies<'t>(
                     })
                 })
             })
-            .or_else(|| {
-                // The whole `WHERE` of a statement reading one table.
-                if instances.len() != 1 || !conditions.is_empty() {
-                    return None;
-                }
-                let members = output_key(shape, &instances, i)?;
-                let column = |e: &Expr| match e {
-                    Expr::Column { qualifier, name } => {
-                        resolve(&instances, qualifier, name).map(|(_, c)| c)
-                    }
-                    _ => None,
-                };
-                let filter = super::filter::compile(
-                    select.selection.as_ref()?,
-                    &column,
-                    &source,
-                    &plain_null_test,
-                )?;
-                // A client parameter is read as the column's type only when
-                // every use of it is in the filter's comparisons.
-                let typed = filter
-                    .client_uses(shape.client_params)
-                    .iter()
-                    .all(|&(n, count)| uses.get(&n) == Some(&count));
-                typed.then_some(Dependency::Filter {
-                    table: table.oid,
-                    filter,
-                    layout: layout_of(shape, &instances, &members, &source),
-                    members,
-                })
-            })
+            .or_else(whole_where)
             .unwrap_or(Dependency::Table(table.oid));
         narrowed |= !matches!(dep, Dependency::Table(_));
         out.push(dep);

@@ -140,7 +140,38 @@ pub fn compile<'t>(
     })
 }
 
+/// The first equality of an integer or uuid column among the top-level
+/// `AND`ed conditions of `pred`: every row the filter accepts has that
+/// value (which the change stream always sends: such values are never
+/// stored out of line).
+fn anchor<'a, V>(pred: &'a Pred<V>, columns: &[FilterColumn]) -> Option<(usize, &'a V)> {
+    fn anchored<'a, V>(p: &'a Pred<V>, columns: &[FilterColumn]) -> Option<(usize, &'a V)> {
+        match p {
+            Pred::Cmp {
+                column,
+                op: CmpOp::Eq,
+                value,
+            } => columns
+                .get(*column)
+                .and_then(|c| key_kind(c.type_oid))
+                .filter(|k| matches!(k, KeyKind::Int | KeyKind::Uuid))
+                .map(|_| (*column, value)),
+            _ => None,
+        }
+    }
+    match pred {
+        Pred::And(list) => list.iter().find_map(|p| anchored(p, columns)),
+        p => anchored(p, columns),
+    }
+}
+
 impl FilterSpec {
+    /// Whether the filter has an anchor: an equality of an integer or uuid
+    /// column that every accepted row satisfies.
+    pub fn anchored(&self) -> bool {
+        anchor(&self.pred, &self.columns).is_some()
+    }
+
     /// How often each client parameter (`$n`, `n <= client_params`) is
     /// read by the filter.
     pub fn client_uses(&self, client_params: u32) -> Vec<(u32, usize)> {
@@ -367,6 +398,13 @@ impl Filter {
             None => Cell::Missing,
         };
         self.outcomes(&self.pred, &at) & T != 0
+    }
+
+    /// The filter's anchor, when it has one: the column's name and the
+    /// value every accepted row has in it.
+    pub fn anchor(&self) -> Option<(&str, &KeyPart)> {
+        anchor(&self.pred, &self.columns)
+            .and_then(|(c, v)| Some((self.columns.get(c)?.name.as_str(), v)))
     }
 
     /// Whether a row surely satisfies the filter (`Some(true)`), surely

@@ -593,3 +593,46 @@ fn results_of_plain_columns_in_key_order_have_a_layout() {
         assert_eq!(layout(sql), None, "{sql}");
     }
 }
+
+#[test]
+fn an_anchored_page_kept_in_place_stands_in_for_its_value_dependency() {
+    let fx = Fx::new();
+    let users = oid(&fx, "users");
+    let value = with_members(
+        value(&fx, "users", "organization_id", KeySource::Client(1), INT8),
+        &[(0, INT8)],
+    );
+    match deps(
+        &fx,
+        "SELECT id, name FROM users WHERE organization_id = $1 ORDER BY id LIMIT 20",
+    )
+    .as_deref()
+    {
+        Some(
+            [
+                Dependency::Filter {
+                    table,
+                    layout: Some(_),
+                    instead: Some(instead),
+                    ..
+                },
+            ],
+        ) => {
+            assert_eq!(*table, users);
+            assert_eq!(**instead, value);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Not kept in place (a timestamp output, no order, a text anchor):
+    // the value dependency as before.
+    for sql in [
+        "SELECT * FROM users WHERE organization_id = $1 ORDER BY id",
+        "SELECT id, name FROM users WHERE organization_id = $1",
+    ] {
+        assert_eq!(deps(&fx, sql), Some(vec![value.clone()]), "{sql}");
+    }
+    assert!(matches!(
+        deps(&fx, "SELECT id FROM users WHERE email = $1 ORDER BY id").as_deref(),
+        Some([Dependency::Value { .. }])
+    ));
+}
