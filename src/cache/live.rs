@@ -176,6 +176,8 @@ impl Live {
         let mut held = Vec::with_capacity(rows.len());
         let mut at = 0;
         let bytes = result.rows();
+        // Held rows share the captured reply's buffer.
+        let shared = result.rows_bytes();
         for fields in &rows {
             let len = 1 + usize::try_from(u32::from_be_bytes(
                 bytes.get(at + 1..at + 5)?.try_into().ok()?,
@@ -186,7 +188,8 @@ impl Live {
             if usize::from(count) != layout.outputs.len() {
                 return None;
             }
-            let row = Bytes::copy_from_slice(bytes.get(at..at + len)?);
+            bytes.get(at..at + len)?;
+            let row = shared.slice(at..at + len);
             at += len;
             let key = key
                 .iter()
@@ -321,10 +324,11 @@ impl Live {
                 Some(t) => Some(self.key_of(t, positions)?),
                 None => None,
             };
-            // The old version, if held; the new key's, if held already
-            // (a snapshot that showed this change).
+            // The new key's row, if held already (a snapshot that showed
+            // this change: its unsent values are that row's), then the old
+            // version.
             let mut prior = None;
-            for key in [&old_key, &new_key].into_iter().flatten() {
+            for key in [&new_key, &old_key].into_iter().flatten() {
                 if let Some(i) = held.iter().position(|h| h.key == *key) {
                     let removed = held.remove(i);
                     applied.removed.push(removed.hash);

@@ -554,3 +554,110 @@ fn applying_reports_the_rows_it_starts_and_stops_holding() {
         reply(&[(-1, Some(7), Some("y")), (0, Some(9), Some("z"))])
     );
 }
+
+fn fresh_cache() -> crate::cache::ResultCache {
+    crate::cache::ResultCache::new(crate::cache::Limits {
+        max_memory: 1 << 20,
+        max_result_size: 1 << 20,
+        admit_after: 1,
+        role_ttl: std::time::Duration::from_secs(60),
+        fenced: false,
+    })
+}
+
+/// A live entry registered in `cache` under `key` for `rows`.
+fn registered(
+    cache: &crate::cache::ResultCache,
+    key: &[u8],
+    filter: Filter,
+    rows: &[Row<'_>],
+) -> Arc<Live> {
+    let deps = [crate::cache::Depend::Table(TABLE)];
+    let mut capture = cache.begin_capture(key, &[TABLE], Some(&deps)).unwrap();
+    assert!(cache.narrow_live(
+        &mut capture,
+        filter,
+        layout(None, false),
+        &[(0, INT4)],
+        &reply(rows)
+    ));
+    capture.live.clone().unwrap()
+}
+
+/// Found by review: a row entering an entry is not in the routing index
+/// when the same commit's next change to it is routed.
+#[test]
+fn a_row_that_enters_and_leaves_in_one_commit_is_followed() {
+    use crate::cache::{row_hash, value_hash};
+    let cache = fresh_cache();
+    let anchored = registered(
+        &cache,
+        b"anchored",
+        n_is_three(),
+        &[(1, Some(3), Some("a"))],
+    );
+    let row = |id: i64| row_hash(TABLE, &[KeyPart::Int(id)]);
+    let n = |v: i64| value_hash(TABLE, "n", &KeyPart::Int(v));
+    // INSERT (10, n = 3); UPDATE … SET n = 4 WHERE id = 10 (old value not sent).
+    let mut b = batch(&[
+        Op::Upsert(10, Some(3), Some("x")),
+        Op::Upsert(10, Some(4), Some("x")),
+    ]);
+    b.changes[0].names = vec![row(10), n(3)];
+    b.changes[1].names = vec![row(10), n(4)];
+    let picked = cache.lives_for(&b);
+    let [(l, which)] = picked.as_slice() else {
+        panic!("{} entries", picked.len());
+    };
+    assert_eq!(which, &[0, 1]);
+    l.apply(&b, which).unwrap();
+    assert_eq!(*anchored.current(), reply(&[(1, Some(3), Some("a"))]));
+}
+
+/// Found by review: replaying a key change whose snapshot already showed
+/// it and a later insert under the old key must keep the moved row's own
+/// unsent value.
+#[test]
+fn an_unsent_value_comes_from_the_row_under_the_new_key_first() {
+    let l = live(&[(1, Some(6), Some("B")), (2, Some(6), Some("A"))], None);
+    let mut moved = batch(&[Op::Rekey(1, 2, Some(6))]);
+    moved.rows[0].columns[1] = ColumnValue::UnchangedToast;
+    apply(&l, &moved).unwrap();
+    apply(&l, &batch(&[Op::Upsert(1, Some(6), Some("B"))])).unwrap();
+    assert_eq!(
+        *l.current(),
+        reply(&[(1, Some(6), Some("B")), (2, Some(6), Some("A"))])
+    );
+    // Without the new key held, the old row's value.
+    let l = live(&[(1, Some(6), Some("A"))], None);
+    apply(&l, &moved).unwrap();
+    assert_eq!(*l.current(), reply(&[(2, Some(6), Some("A"))]));
+}
+
+/// Found by review: names of dropped entries left the routing index only
+/// when their row changed again.
+#[test]
+fn the_routing_index_forgets_dropped_entries() {
+    let cache = fresh_cache();
+    let _kept = registered(&cache, b"kept", n_above_five(), &[(-1, Some(9), None)]);
+    for page in 0..50i64 {
+        let rows: Vec<Row<'_>> = (0..20)
+            .map(|i| (page * 20 + i, Some(9), Some("x")))
+            .collect();
+        drop(registered(
+            &cache,
+            format!("page{page}").as_bytes(),
+            n_above_five(),
+            &rows,
+        ));
+    }
+    let names = |cache: &crate::cache::ResultCache| {
+        let lives = cache.lives.lock().unwrap();
+        lives[&TABLE].by_name.values().map(Vec::len).sum::<usize>()
+    };
+    assert!(names(&cache) > 1000);
+    for _ in 0..super::super::PRUNE_EVERY {
+        cache.lives_for(&batch(&[Op::Delete(-5)]));
+    }
+    assert_eq!(names(&cache), 1);
+}

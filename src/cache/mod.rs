@@ -1201,6 +1201,10 @@ impl ResultCache {
         let Some(t) = lives.get_mut(&batch.table) else {
             return Vec::new();
         };
+        t.routed += 1;
+        if t.routed % PRUNE_EVERY == 0 {
+            t.prune();
+        }
         let every = || (0..batch.changes.len()).collect::<Vec<usize>>();
         if batch.changes.iter().any(|c| !c.keyed) {
             return t
@@ -1214,6 +1218,7 @@ impl ResultCache {
             .into_iter()
             .map(|l| (l, every()))
             .collect();
+        let scanned = picked.len();
         let mut at: HashMap<*const Live, usize> = HashMap::new();
         for (i, change) in batch.changes.iter().enumerate() {
             for name in &change.names {
@@ -1226,10 +1231,18 @@ impl ResultCache {
                         picked.push((Arc::clone(&live), Vec::new()));
                         picked.len() - 1
                     });
-                    if picked[k].1.last() != Some(&i) {
+                    if picked[k].1.is_empty() {
                         picked[k].1.push(i);
                     }
                 }
+            }
+        }
+        // From its first change on, an entry gets every later change of
+        // the commit: a row that enters it is not in the index yet when
+        // the commit's next change to that row is routed.
+        for (_, which) in &mut picked[scanned..] {
+            if let Some(&first) = which.first() {
+                *which = (first..batch.changes.len()).collect();
             }
         }
         picked
@@ -1346,7 +1359,13 @@ struct TableLives {
     /// under the [`row_hash`] of each row it holds (and maybe of rows it
     /// held: a superset).
     by_name: HashMap<u64, Vec<Weak<Live>>>,
+    /// Commits routed (the index is pruned of dropped entries every
+    /// [`PRUNE_EVERY`]).
+    routed: u64,
 }
+
+/// Commits routed to a table's live entries between prunings of its index.
+const PRUNE_EVERY: u64 = 256;
 
 impl TableLives {
     /// The entries of one list still followed (the list pruned).

@@ -82,6 +82,12 @@ impl CapturedResult {
         &self.bytes[start..start + self.rows_len]
     }
 
+    /// [`Self::rows`], sharing the reply's buffer.
+    pub fn rows_bytes(&self) -> Bytes {
+        let start = self.statement_len + self.description_len;
+        self.bytes.slice(start..start + self.rows_len)
+    }
+
     /// `CommandComplete` (`SELECT n`).
     pub fn complete(&self) -> &[u8] {
         &self.bytes[self.statement_len + self.description_len + self.rows_len..]
