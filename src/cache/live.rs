@@ -40,6 +40,24 @@ use crate::sql::rowkey::{KeyKind, KeyPart, bound_value, key_kind, stream_value};
 /// each row it holds routes changes to it).
 pub const MAX_LIVE_ROWS: usize = 1024;
 
+/// Integer values are routed to range entries in buckets of 2^10.
+pub const BUCKET_BITS: u32 = 10;
+/// Most buckets a range entry is registered under; a wider range is
+/// tested against every change.
+const MAX_BUCKETS: i64 = 16;
+
+/// The name of the bucket holding value `v` of integer column `column`
+/// (`v >> BUCKET_BITS`).
+pub fn bucket_hash(table: Oid, column: &str, bucket: i64) -> u64 {
+    super::fnv(&[
+        b"b",
+        &table.0.to_le_bytes(),
+        column.as_bytes(),
+        &[0],
+        &bucket.to_le_bytes(),
+    ])
+}
+
 /// What applying changes did to a live entry.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Applied {
@@ -126,6 +144,10 @@ pub struct Live {
     /// The [`value_hash`] of the filter's anchor: every row it accepts has
     /// that value ([`Filter::anchor`]).
     pub anchor: Option<u64>,
+    /// Without an anchor, a narrow range of an integer column every row it
+    /// accepts is in ([`Filter::bounds`]): the column and the
+    /// [`bucket_hash`]es of the buckets the range covers.
+    pub buckets: Option<(String, Vec<u64>)>,
     filter: Filter,
     layout: Layout,
     /// Output positions of the primary key, with each column's kind.
@@ -228,11 +250,23 @@ impl Live {
         let anchor = filter
             .anchor()
             .map(|(column, value)| value_hash(filter.table, column, value));
+        let buckets = match (anchor, filter.bounds()) {
+            (None, Some((column, lo, hi)))
+                if (hi >> BUCKET_BITS) - (lo >> BUCKET_BITS) < MAX_BUCKETS =>
+            {
+                let names = ((lo >> BUCKET_BITS)..=(hi >> BUCKET_BITS))
+                    .map(|b| bucket_hash(filter.table, column, b))
+                    .collect();
+                Some((column.to_owned(), names))
+            }
+            _ => None,
+        };
         Some(Live {
             table: filter.table,
             id: filter.id,
             begin,
             anchor,
+            buckets,
             filter,
             layout,
             key,
@@ -424,6 +458,41 @@ impl Live {
             *self.current.write().unwrap_or_else(|p| p.into_inner()) = result;
         }
         Ok(applied)
+    }
+
+    /// Whether the new row of `batch`'s change `i` might satisfy this
+    /// entry's `WHERE` (a change to a row it holds reaches it by the row's
+    /// name instead). True when the row cannot be read.
+    pub fn may_take(&self, batch: &NewRows, i: usize) -> bool {
+        let Some(new) = batch
+            .changes
+            .get(i)
+            .and_then(|c| c.new)
+            .and_then(|n| batch.rows.get(n as usize))
+        else {
+            return false;
+        };
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let fresh = match &state.positions {
+            Some((columns, _)) => !Arc::ptr_eq(columns, &batch.columns),
+            None => true,
+        };
+        if fresh {
+            match self.positions(&batch.columns) {
+                Some(p) => state.positions = Some((Arc::clone(&batch.columns), p)),
+                None => return true,
+            }
+        }
+        let Some((_, positions)) = &state.positions else {
+            return true;
+        };
+        let cell = |p: usize| match new.columns.get(p) {
+            Some(ColumnValue::Null) => Cell::Null,
+            Some(ColumnValue::Text(t)) => Cell::Text(t),
+            Some(ColumnValue::UnchangedToast) => Cell::Unsent,
+            Some(ColumnValue::Binary(_)) | None => Cell::Missing,
+        };
+        self.filter.decide(&positions.filter, &cell) != Some(false)
     }
 
     /// Whether applying `batch` might change this entry: a change names a

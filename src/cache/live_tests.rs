@@ -483,17 +483,22 @@ fn changes_reach_the_entries_holding_their_rows_or_anchored_on_their_values() {
     );
     let row = |id: i64| row_hash(TABLE, &[KeyPart::Int(id)]);
     let n = |v: i64| value_hash(TABLE, "n", &KeyPart::Int(v));
-    let routed = |names: Vec<Vec<u64>>, keyed: bool| {
+    // Changes: their names and new row (id, n), if any.
+    type Named = (Vec<u64>, Option<(i64, i64)>);
+    let routed = |changes: Vec<Named>, keyed: bool| {
         let mut b = batch(&[]);
-        b.changes = names
-            .into_iter()
-            .map(|names| Change {
+        for (names, new) in changes {
+            let new = new.map(|(id, v)| {
+                b.rows.push(tuple(id, Some(v), Some("x")));
+                b.rows.len() as u32 - 1
+            });
+            b.changes.push(Change {
                 old: None,
-                new: None,
+                new,
                 names,
                 keyed,
-            })
-            .collect();
+            });
+        }
         let mut out: Vec<(bool, Vec<usize>)> = cache
             .lives_for(&b)
             .into_iter()
@@ -505,26 +510,37 @@ fn changes_reach_the_entries_holding_their_rows_or_anchored_on_their_values() {
         out.sort();
         out
     };
-    // Another group and another row: only the entry without an anchor.
-    assert_eq!(routed(vec![vec![row(5), n(4)]], true), [(false, vec![0])]);
-    // Its group's value, or a row it holds (old or new key).
+    let other = (vec![row(5), n(4)], Some((5, 4)));
+    // Another group, another row, outside the other WHERE: neither.
+    assert_eq!(routed(vec![other.clone()], true), []);
+    // Its group's value, or a row it holds; a new row the other WHERE
+    // might accept.
     assert_eq!(
         routed(
-            vec![vec![row(5), n(4)], vec![row(6), n(3)], vec![row(2), n(8)]],
+            vec![
+                other.clone(),
+                (vec![row(6), n(3)], Some((6, 3))),
+                (vec![row(2), n(8)], Some((2, 8)))
+            ],
             true
         ),
-        [(false, vec![0, 1, 2]), (true, vec![1, 2])]
+        [(false, vec![2]), (true, vec![1, 2])]
+    );
+    // A row it holds, then every later change of the commit.
+    assert_eq!(
+        routed(vec![(vec![row(7)], None), other.clone()], true),
+        [(false, vec![0, 1])]
     );
     // A change that does not name its row's key reaches every entry.
     assert_eq!(
-        routed(vec![vec![n(4)]], false),
+        routed(vec![other.clone()], false),
         [(false, vec![0]), (true, vec![0])]
     );
     // Rows it starts or stops holding route changes to it from then on.
     cache.reindex(&anchored, &[row(9)], &[row(2)]);
     assert_eq!(
-        routed(vec![vec![row(2)], vec![row(9)]], true),
-        [(false, vec![0, 1]), (true, vec![1])]
+        routed(vec![(vec![row(2)], None), (vec![row(9)], None)], true),
+        [(true, vec![1])]
     );
 }
 
@@ -660,4 +676,76 @@ fn the_routing_index_forgets_dropped_entries() {
         cache.lives_for(&batch(&[Op::Delete(-5)]));
     }
     assert_eq!(names(&cache), 1);
+}
+
+/// `n BETWEEN lo AND hi`.
+fn n_between(lo: i64, hi: i64) -> Filter {
+    FilterSpec {
+        columns: vec![FilterColumn {
+            name: "n".to_owned(),
+            type_oid: INT4,
+        }],
+        pred: Pred::And(vec![
+            Pred::Cmp {
+                column: 0,
+                op: CmpOp::Ge,
+                value: KeySource::Lifted(0),
+            },
+            Pred::Cmp {
+                column: 0,
+                op: CmpOp::Le,
+                value: KeySource::Lifted(1),
+            },
+        ]),
+    }
+    .bind(TABLE, 79, &|s, _| match s {
+        KeySource::Lifted(0) => Some(KeyPart::Int(lo)),
+        _ => Some(KeyPart::Int(hi)),
+    })
+    .unwrap()
+}
+
+#[test]
+fn narrow_ranges_are_found_by_the_buckets_of_new_values() {
+    let cache = fresh_cache();
+    let low = registered(&cache, b"low", n_between(6, 20), &[(1, Some(7), Some("a"))]);
+    let high = registered(&cache, b"high", n_between(5000, 5100), &[]);
+    let wide = registered(&cache, b"wide", n_between(6, 1 << 40), &[]);
+    assert!(low.buckets.is_some() && high.buckets.is_some() && wide.buckets.is_none());
+    let routed = |values: &[Option<i64>]| {
+        let mut b = batch(&[]);
+        for &v in values {
+            b.rows.push(tuple(100, v, Some("x")));
+            b.changes.push(Change {
+                old: None,
+                new: Some(b.rows.len() as u32 - 1),
+                names: Vec::new(),
+                keyed: true,
+            });
+        }
+        let mut out: Vec<(&str, Vec<usize>)> = cache
+            .lives_for(&b)
+            .into_iter()
+            .map(|(l, which)| {
+                let name = if Arc::ptr_eq(&l, &low) {
+                    "low"
+                } else if Arc::ptr_eq(&l, &high) {
+                    "high"
+                } else {
+                    "wide"
+                };
+                (name, which)
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    // A value in a range's bucket reaches it (the wide one is tested).
+    assert_eq!(routed(&[Some(8)]), [("low", vec![0]), ("wide", vec![0])]);
+    assert_eq!(
+        routed(&[Some(3000), Some(5050)]),
+        [("high", vec![1]), ("wide", vec![0, 1])]
+    );
+    // NULL is in no range.
+    assert_eq!(routed(&[None]), []);
 }

@@ -38,7 +38,8 @@ use quick_cache::sync::Cache;
 use quick_cache::{Equivalent, Lifecycle, Weighter};
 
 use crate::catalog::Oid;
-use crate::cdc::apply::NewRows;
+use crate::cdc::apply::{Change, NewRows};
+use crate::cdc::pgoutput::ColumnValue;
 use crate::sql::filter::Filter;
 use crate::sql::layout::Layout;
 pub use crate::sql::rowkey::KeyPart;
@@ -1160,17 +1161,38 @@ impl ResultCache {
     fn register_live(&self, live: &Arc<Live>) -> bool {
         let mut lives = self.lives.lock().unwrap_or_else(|p| p.into_inner());
         let t = lives.entry(live.table).or_default();
-        if t.all.len() >= MAX_FILTERS_PER_TABLE {
-            t.prune();
-            if t.all.len() >= MAX_FILTERS_PER_TABLE {
+        let scanned = live.anchor.is_none() && live.buckets.is_none();
+        if scanned && t.scan.len() >= MAX_FILTERS_PER_TABLE {
+            t.scan.retain(|w| w.upgrade().is_some_and(|l| !l.dead()));
+            if t.scan.len() >= MAX_FILTERS_PER_TABLE {
                 return false;
             }
         }
+        if t.all.len() >= MAX_LIVES_PER_TABLE {
+            // Full: look for dropped entries once every so many refusals
+            // (a pass over the index per miss would cost every miss).
+            t.refused += 1;
+            if t.refused % PRUNE_EVERY == 1 {
+                t.prune();
+            }
+            if t.all.len() >= MAX_LIVES_PER_TABLE {
+                return false;
+            }
+        }
+        t.newest = t.newest.max(live.begin);
         let weak = Arc::downgrade(live);
         t.all.push(weak.clone());
-        match live.anchor {
-            Some(value) => t.by_name.entry(value).or_default().push(weak.clone()),
-            None => t.scan.push(weak.clone()),
+        match (live.anchor, &live.buckets) {
+            (Some(value), _) => t.by_name.entry(value).or_default().push(weak.clone()),
+            (None, Some((column, buckets))) => {
+                if !t.bucketed.contains(column) {
+                    t.bucketed.push(column.clone());
+                }
+                for &b in buckets {
+                    t.by_name.entry(b).or_default().push(weak.clone());
+                }
+            }
+            (None, None) => t.scan.push(weak.clone()),
         }
         for row in live.names() {
             t.by_name.entry(row).or_default().push(weak.clone());
@@ -1178,24 +1200,29 @@ impl ResultCache {
         true
     }
 
-    /// The live entries of `table` still followed (dropped ones pruned).
-    pub fn lives_of(&self, table: Oid) -> Vec<Arc<Live>> {
+    /// The live entries of `table` whose capture began at or after commit
+    /// `seq` ([`Self::next_commit`]).
+    pub fn lives_since(&self, table: Oid, seq: u64) -> Vec<Arc<Live>> {
         let mut lives = self.lives.lock().unwrap_or_else(|p| p.into_inner());
         let Some(t) = lives.get_mut(&table) else {
             return Vec::new();
         };
-        let out = t.live(|t| &mut t.all);
-        if t.all.is_empty() {
-            lives.remove(&table);
+        if t.newest < seq {
+            return Vec::new();
         }
-        out
+        t.all
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|l| l.begin >= seq && !l.dead())
+            .collect()
     }
 
     /// The live entries `batch` may concern, each with the positions of
-    /// the changes (in order) that may concern it: those naming a row it
-    /// holds or the value of its anchor; every change for the entries
-    /// without an anchor, and for all of them when a change does not name
-    /// its rows' keys.
+    /// the changes (in order) that may concern it: from the first change
+    /// naming a row it holds, the value of its anchor, a value in its
+    /// range's buckets, or (neither) bringing a row its `WHERE` might
+    /// accept, to the end; every change for all of them when a change does
+    /// not name its rows' keys or a bucketed value does not read.
     pub fn lives_for(&self, batch: &NewRows) -> Vec<(Arc<Live>, Vec<usize>)> {
         let mut lives = self.lives.lock().unwrap_or_else(|p| p.into_inner());
         let Some(t) = lives.get_mut(&batch.table) else {
@@ -1206,22 +1233,32 @@ impl ResultCache {
             t.prune();
         }
         let every = || (0..batch.changes.len()).collect::<Vec<usize>>();
-        if batch.changes.iter().any(|c| !c.keyed) {
+        // The names of the buckets of each new row's values of the columns
+        // range entries are bucketed by; `None` when one does not read.
+        let buckets: Option<Vec<Vec<u64>>> = batch
+            .changes
+            .iter()
+            .map(|c| bucket_names(batch, c, &t.bucketed))
+            .collect();
+        let (false, Some(buckets)) = (batch.changes.iter().any(|c| !c.keyed), buckets) else {
             return t
                 .live(|t| &mut t.all)
                 .into_iter()
                 .map(|l| (l, every()))
                 .collect();
-        }
-        let mut picked: Vec<(Arc<Live>, Vec<usize>)> = t
-            .live(|t| &mut t.scan)
-            .into_iter()
-            .map(|l| (l, every()))
-            .collect();
-        let scanned = picked.len();
+        };
+        let mut picked: Vec<(Arc<Live>, Vec<usize>)> = Vec::new();
         let mut at: HashMap<*const Live, usize> = HashMap::new();
+        // Entries without an anchor: the changes whose new row might
+        // satisfy their `WHERE`.
+        for live in t.live(|t| &mut t.scan) {
+            if let Some(i) = (0..batch.changes.len()).find(|&i| live.may_take(batch, i)) {
+                at.insert(Arc::as_ptr(&live), picked.len());
+                picked.push((live, vec![i]));
+            }
+        }
         for (i, change) in batch.changes.iter().enumerate() {
-            for name in &change.names {
+            for name in change.names.iter().chain(&buckets[i]) {
                 let Some(bucket) = t.by_name.get_mut(name) else {
                     continue;
                 };
@@ -1231,8 +1268,9 @@ impl ResultCache {
                         picked.push((Arc::clone(&live), Vec::new()));
                         picked.len() - 1
                     });
-                    if picked[k].1.is_empty() {
-                        picked[k].1.push(i);
+                    // The first change that reaches it.
+                    if picked[k].1.first().is_none_or(|&first| i < first) {
+                        picked[k].1 = vec![i];
                     }
                 }
             }
@@ -1240,7 +1278,7 @@ impl ResultCache {
         // From its first change on, an entry gets every later change of
         // the commit: a row that enters it is not in the index yet when
         // the commit's next change to that row is routed.
-        for (_, which) in &mut picked[scanned..] {
+        for (_, which) in &mut picked {
             if let Some(&first) = which.first() {
                 *which = (first..batch.changes.len()).collect();
             }
@@ -1349,6 +1387,39 @@ impl ResultCache {
     }
 }
 
+/// Most live entries per table (those without an anchor or a narrow
+/// range, tested against every change, at most [`MAX_FILTERS_PER_TABLE`]).
+pub const MAX_LIVES_PER_TABLE: usize = 1 << 16;
+
+/// The bucket names of `change`'s new row's values of the `columns`
+/// (integer columns ranges are bucketed by): empty without a new row or
+/// for NULLs; `None` when a value does not read as an integer or the
+/// column is not in the stream's rows as an integer.
+fn bucket_names(batch: &NewRows, change: &Change, columns: &[String]) -> Option<Vec<u64>> {
+    let Some(new) = change.new.and_then(|n| batch.rows.get(n as usize)) else {
+        return Some(Vec::new());
+    };
+    let mut out = Vec::with_capacity(columns.len());
+    for column in columns {
+        let p = batch.columns.iter().position(|(name, ty)| {
+            name == column && crate::sql::rowkey::INTEGER_TYPES.contains(&ty.0)
+        })?;
+        match new.columns.get(p)? {
+            ColumnValue::Null => {}
+            ColumnValue::Text(text) => {
+                let v: i64 = std::str::from_utf8(text).ok()?.parse().ok()?;
+                out.push(live::bucket_hash(
+                    batch.table,
+                    column,
+                    v >> live::BUCKET_BITS,
+                ));
+            }
+            ColumnValue::UnchangedToast | ColumnValue::Binary(_) => return None,
+        }
+    }
+    Some(out)
+}
+
 /// The live entries of one table, and how changes find them.
 #[derive(Default)]
 struct TableLives {
@@ -1362,6 +1433,12 @@ struct TableLives {
     /// Commits routed (the index is pruned of dropped entries every
     /// [`PRUNE_EVERY`]).
     routed: u64,
+    /// Registrations refused while full (pruned every [`PRUNE_EVERY`]).
+    refused: u64,
+    /// Columns range entries are bucketed by ([`Live::buckets`]).
+    bucketed: Vec<String>,
+    /// The latest `begin` of an entry registered.
+    newest: u64,
 }
 
 /// Commits routed to a table's live entries between prunings of its index.

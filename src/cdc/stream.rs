@@ -266,12 +266,7 @@ impl Shared {
     /// it goes if the commit touches it ([`Live::touched_by`]).
     fn replay_lives(&self, seq: u64, batches: &[NewRows]) {
         for batch in batches {
-            let lives: Vec<Arc<Live>> = self
-                .cache()
-                .lives_of(batch.table)
-                .into_iter()
-                .filter(|l| l.begin >= seq)
-                .collect();
+            let lives = self.cache().lives_since(batch.table, seq);
             let busy = too_much_work(batch, &lives);
             for live in lives {
                 if busy || live.touched_by(batch) {

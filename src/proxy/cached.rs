@@ -675,7 +675,7 @@ pub(crate) struct SessionCache {
     hits_seen: u32,
     /// Verdicts on prepared statements, by statement number, for the
     /// settings class and catalog they were reached under.
-    verdicts: HashMap<u64, (u32, u64, Option<Arc<sql::Shape>>)>,
+    verdicts: HashMap<u64, (u32, u64, Option<sql::Cacheable>)>,
     /// Grants this session saw, by shape: (coarse-clock deadline, the
     /// `ddl_epoch` they were read under).
     grants: HashMap<u64, (u64, u64)>,
@@ -1405,11 +1405,7 @@ impl SessionCache {
             .or_else(|| self.statements.get(name).cloned())
     }
 
-    fn stmt_cacheable(
-        &mut self,
-        stmt: &Stmt,
-        catalog: Option<&Catalog>,
-    ) -> Option<Arc<sql::Shape>> {
+    fn stmt_cacheable(&mut self, stmt: &Stmt, catalog: Option<&Catalog>) -> Option<sql::Cacheable> {
         if !stmt.parse_env_known {
             return None;
         }
@@ -1422,7 +1418,7 @@ impl SessionCache {
             return verdict.clone();
         }
         let verdict = match self.analyze(catalog, ctx, &stmt.sql).verdict {
-            Verdict::Cacheable(c) => Some(c.shape),
+            Verdict::Cacheable(c) => Some(c),
             Verdict::NotCacheable(_) => None,
         };
         if self.verdicts.len() >= 4096 {
@@ -1623,7 +1619,10 @@ impl SessionCache {
             return Some(self.probe_after(true, &kinds));
         }
         let catalog = self.rt.catalog()?;
-        let shape = self.stmt_cacheable(&stmt, Some(&catalog))?;
+        let sql::Cacheable {
+            shape,
+            params: lifted,
+        } = self.stmt_cacheable(&stmt, Some(&catalog))?;
         let ctx = self.servable()?.clone();
         execute_key(&mut self.key, ctx.class, stmt.id, b.tail);
         let params = rowkey::bind_params(b.tail);
@@ -1643,13 +1642,24 @@ impl SessionCache {
             &ctx,
             &shape,
             formats.iter().all(|&f| f == 0),
-            |part, column_type| {
-                let (value, binary, declared) = param(part)?;
-                rowkey::bound_value(value, binary, declared, column_type, utf8)
+            |part, column_type| match part {
+                // A literal of the statement's text, as in a simple query.
+                KeySource::Lifted(i) => {
+                    rowkey::lifted_value(lifted.get(i)?, rowkey::key_kind(column_type)?, utf8)
+                }
+                KeySource::Client(_) => {
+                    let (value, binary, declared) = param(part)?;
+                    rowkey::bound_value(value, binary, declared, column_type, utf8)
+                }
             },
-            |part, column_type| {
-                let (value, binary, declared) = param(part)?;
-                rowkey::bound_array(value, binary, declared, column_type, utf8)
+            |part, column_type| match part {
+                KeySource::Lifted(i) => {
+                    rowkey::lifted_array(lifted.get(i)?, rowkey::key_kind(column_type)?, utf8)
+                }
+                KeySource::Client(_) => {
+                    let (value, binary, declared) = param(part)?;
+                    rowkey::bound_array(value, binary, declared, column_type, utf8)
+                }
             },
         );
         self.watch_miss(&catalog, &shape, &stmt.sql, deps, formats);

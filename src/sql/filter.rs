@@ -407,6 +407,49 @@ impl Filter {
             .and_then(|(c, v)| Some((self.columns.get(c)?.name.as_str(), v)))
     }
 
+    /// A closed range `[lo, hi]` of an integer column that every row the
+    /// filter accepts is in, from its top-level `AND`ed comparisons of
+    /// that column (the first column bounded on both sides).
+    pub fn bounds(&self) -> Option<(&str, i64, i64)> {
+        let list = match &self.pred {
+            Pred::And(list) => list.as_slice(),
+            p => std::slice::from_ref(p),
+        };
+        let mut ranges: Vec<(usize, i64, i64)> = Vec::new();
+        for p in list {
+            let Pred::Cmp {
+                column,
+                op,
+                value: KeyPart::Int(v),
+            } = p
+            else {
+                continue;
+            };
+            if self.columns.get(*column).and_then(|c| key_kind(c.type_oid)) != Some(KeyKind::Int) {
+                continue;
+            }
+            let (lo, hi) = match op {
+                CmpOp::Eq => (*v, *v),
+                CmpOp::Ge => (*v, i64::MAX),
+                CmpOp::Gt => (v.saturating_add(1), i64::MAX),
+                CmpOp::Le => (i64::MIN, *v),
+                CmpOp::Lt => (i64::MIN, v.saturating_sub(1)),
+                CmpOp::Ne => continue,
+            };
+            match ranges.iter_mut().find(|r| r.0 == *column) {
+                Some(r) => {
+                    r.1 = r.1.max(lo);
+                    r.2 = r.2.min(hi);
+                }
+                None => ranges.push((*column, lo, hi)),
+            }
+        }
+        ranges
+            .into_iter()
+            .find(|&(_, lo, hi)| lo != i64::MIN && hi != i64::MAX)
+            .and_then(|(c, lo, hi)| Some((self.columns.get(c)?.name.as_str(), lo, hi)))
+    }
+
     /// Whether a row surely satisfies the filter (`Some(true)`), surely
     /// does not (`Some(false)`: false or NULL), or might either way.
     pub fn decide<'a>(
