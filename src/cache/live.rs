@@ -40,11 +40,11 @@ use crate::sql::rowkey::{KeyKind, KeyPart, bound_value, key_kind, stream_value};
 /// each row it holds routes changes to it).
 pub const MAX_LIVE_ROWS: usize = 1024;
 
-/// Integer values are routed to range entries in buckets of 2^10.
-pub const BUCKET_BITS: u32 = 10;
-/// Most buckets a range entry is registered under; a wider range is
-/// tested against every change.
-const MAX_BUCKETS: i64 = 16;
+/// Integer values are routed to range entries in buckets of 2^6.
+pub const BUCKET_BITS: u32 = 6;
+/// Most buckets a range entry is registered under (ranges up to about
+/// 2,000 values); a wider range is tested against every change.
+const MAX_BUCKETS: i64 = 32;
 
 /// The name of the bucket holding value `v` of integer column `column`
 /// (`v >> BUCKET_BITS`).

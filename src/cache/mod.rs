@@ -1258,12 +1258,20 @@ impl ResultCache {
             }
         }
         for (i, change) in batch.changes.iter().enumerate() {
-            for name in change.names.iter().chain(&buckets[i]) {
+            // Rows held and anchors name exactly the entries a change
+            // concerns; a bucket names entries whose range may not hold
+            // the value: their filters decide.
+            let exact = change.names.iter().map(|n| (n, true));
+            for (name, exact) in exact.chain(buckets[i].iter().map(|n| (n, false))) {
                 let Some(bucket) = t.by_name.get_mut(name) else {
                     continue;
                 };
                 bucket.retain(|w| w.upgrade().is_some_and(|l| !l.dead()));
-                for live in bucket.iter().filter_map(Weak::upgrade) {
+                let reached = bucket
+                    .iter()
+                    .filter_map(Weak::upgrade)
+                    .filter(|l| exact || l.may_take(batch, i));
+                for live in reached {
                     let k = *at.entry(Arc::as_ptr(&live)).or_insert_with(|| {
                         picked.push((Arc::clone(&live), Vec::new()));
                         picked.len() - 1
