@@ -746,6 +746,8 @@ fn narrow_ranges_are_found_by_the_buckets_of_new_values() {
         routed(&[Some(3000), Some(5050)]),
         [("high", vec![1]), ("wide", vec![0, 1])]
     );
+    // In the bucket but outside the range: its WHERE decides.
+    assert_eq!(routed(&[Some(30)]), [("wide", vec![0])]);
     // NULL is in no range.
     assert_eq!(routed(&[None]), []);
 }
