@@ -30,7 +30,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use super::response::{self, CapturedResult};
 use super::{row_hash, value_hash};
 use crate::catalog::Oid;
-use crate::cdc::apply::NewRows;
+use crate::cdc::apply::{NewRows, cell};
 use crate::cdc::pgoutput::{ColumnValue, Tuple};
 use crate::sql::filter::{Cell, Filter};
 use crate::sql::layout::Layout;
@@ -373,30 +373,24 @@ impl Live {
             let Some(new) = new else {
                 continue;
             };
-            let cell = |p: usize| -> Cell<'_> {
-                match new.columns.get(p) {
-                    Some(ColumnValue::Null) => Cell::Null,
-                    Some(ColumnValue::Text(t)) => Cell::Text(t),
-                    Some(ColumnValue::UnchangedToast) => {
-                        match positions.outputs.iter().position(|&o| o == p) {
-                            Some(j) => prior
-                                .as_ref()
-                                .and_then(|h| field(&h.row, j))
-                                .map_or(Cell::Unsent, |f| f.map_or(Cell::Null, Cell::Text)),
-                            None => Cell::Unsent,
-                        }
-                    }
-                    Some(ColumnValue::Binary(_)) | None => Cell::Missing,
+            // An unsent value of an output column: the held row's.
+            let value = |p: usize| -> Cell<'_> {
+                match (cell(new, p), positions.outputs.iter().position(|&o| o == p)) {
+                    (Cell::Unsent, Some(j)) => prior
+                        .as_ref()
+                        .and_then(|h| field(&h.row, j))
+                        .map_or(Cell::Unsent, |f| f.map_or(Cell::Null, Cell::Text)),
+                    (c, _) => c,
                 }
             };
-            match self.filter.decide(&positions.filter, &cell) {
+            match self.filter.decide(&positions.filter, &value) {
                 Some(true) => {}
                 Some(false) => continue,
                 None => return Err(Lost::Undecided),
             }
             let mut values: Vec<Option<&[u8]>> = Vec::with_capacity(positions.outputs.len());
             for &p in &positions.outputs {
-                values.push(match cell(p) {
+                values.push(match value(p) {
                     Cell::Null => None,
                     Cell::Text(t) => Some(t),
                     Cell::Unsent => return Err(Lost::Toast),
@@ -486,13 +480,7 @@ impl Live {
         let Some((_, positions)) = &state.positions else {
             return true;
         };
-        let cell = |p: usize| match new.columns.get(p) {
-            Some(ColumnValue::Null) => Cell::Null,
-            Some(ColumnValue::Text(t)) => Cell::Text(t),
-            Some(ColumnValue::UnchangedToast) => Cell::Unsent,
-            Some(ColumnValue::Binary(_)) | None => Cell::Missing,
-        };
-        self.filter.decide(&positions.filter, &cell) != Some(false)
+        self.filter.decide(&positions.filter, &|p| cell(new, p)) != Some(false)
     }
 
     /// Whether applying `batch` might change this entry: a change names a
@@ -519,13 +507,7 @@ impl Live {
                 }
             }
             new.is_some_and(|new| {
-                let cell = |p: usize| match new.columns.get(p) {
-                    Some(ColumnValue::Null) => Cell::Null,
-                    Some(ColumnValue::Text(t)) => Cell::Text(t),
-                    Some(ColumnValue::UnchangedToast) => Cell::Unsent,
-                    Some(ColumnValue::Binary(_)) | None => Cell::Missing,
-                };
-                self.filter.decide(&positions.filter, &cell) != Some(false)
+                self.filter.decide(&positions.filter, &|p| cell(new, p)) != Some(false)
             })
         })
     }

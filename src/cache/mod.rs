@@ -941,6 +941,15 @@ impl Capture {
         sharing == 1 && self.depends.contains(&Depend::Table(table))
     }
 
+    /// `table`'s generation when the capture began, when `table` is its
+    /// sole dependency on every change to the table's slot
+    /// ([`Self::sole_table_dependency`]).
+    fn started_alone(&self, table: Oid) -> Option<u64> {
+        let slot = Generations::slot(table);
+        let &(_, started) = self.started.iter().find(|&&(s, _)| s == slot)?;
+        self.sole_table_dependency(table).then_some(started)
+    }
+
     /// Stop reading generation slot `slot`; read the `narrower` slots at
     /// the generations given, except those read already (a generation
     /// recorded when the capture began is older, so it is kept).
@@ -1060,12 +1069,9 @@ impl ResultCache {
     pub fn narrow_filter(&self, capture: &mut Capture, filter: Filter, rows: &[u64]) -> bool {
         let table = filter.table;
         let slot = Generations::slot(table);
-        let Some(&(_, started)) = capture.started.iter().find(|&&(s, _)| s == slot) else {
+        let Some(started) = capture.started_alone(table) else {
             return false;
         };
-        if !capture.sole_table_dependency(table) {
-            return false;
-        }
         let filter = Arc::new(filter);
         if !register(&self.filters, table, &filter) {
             return false;
@@ -1117,12 +1123,9 @@ impl ResultCache {
     ) -> bool {
         let table = filter.table;
         let slot = Generations::slot(table);
-        let Some(&(_, started)) = capture.started.iter().find(|&&(s, _)| s == slot) else {
+        let Some(started) = capture.started_alone(table) else {
             return false;
         };
-        if !capture.sole_table_dependency(table) {
-            return false;
-        }
         let max_len = usize::try_from(self.limits.max_result_size)
             .unwrap_or(usize::MAX)
             .min(

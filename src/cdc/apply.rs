@@ -160,20 +160,26 @@ pub fn filter_hits(new_rows: &[NewRows], filters_of: &dyn Fn(Oid) -> Vec<Arc<Fil
         }
         for f in &filters {
             let positions = f.positions(&batch.columns);
-            let matched = batch.rows.iter().any(|row| {
-                f.may_match(&positions, &|p| match row.columns.get(p) {
-                    Some(ColumnValue::Null) => Cell::Null,
-                    Some(ColumnValue::Text(text)) => Cell::Text(text),
-                    Some(ColumnValue::UnchangedToast) => Cell::Unsent,
-                    Some(ColumnValue::Binary(_)) | None => Cell::Missing,
-                })
-            });
+            let matched = batch
+                .rows
+                .iter()
+                .any(|row| f.may_match(&positions, &|p| cell(row, p)));
             if matched {
                 hits.push(f.id);
             }
         }
     }
     hits
+}
+
+/// Column `p` of a row the stream sent, as a filter reads it.
+pub fn cell(row: &Tuple, p: usize) -> Cell<'_> {
+    match row.columns.get(p) {
+        Some(ColumnValue::Null) => Cell::Null,
+        Some(ColumnValue::Text(text)) => Cell::Text(text),
+        Some(ColumnValue::UnchangedToast) => Cell::Unsent,
+        Some(ColumnValue::Binary(_)) | None => Cell::Missing,
+    }
 }
 
 /// A snapshot as `pg_current_snapshot()` prints it (`xmin:xmax:xip,…`):
