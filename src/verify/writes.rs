@@ -416,7 +416,7 @@ fn write_statement(shared: &Shared, rng: &mut Rng) -> String {
 }
 
 fn next_write(shared: &Shared, rng: &mut Rng) -> Write {
-    match rng.weighted(&[55, 10, 10, 12, 13]) {
+    match rng.weighted(&[55, 10, 10, 12, 13, 4]) {
         0 => Write::One {
             sql: write_statement(shared, rng),
             extended: false,
@@ -440,6 +440,32 @@ fn next_write(shared: &Shared, rng: &mut Rng) -> Write {
             let n = rng.between(2, 4);
             Write::Txn {
                 statements: (0..n).map(|_| write_statement(shared, rng)).collect(),
+                commit: rng.chance(3, 4),
+                one_string: rng.chance(1, 2),
+            }
+        }
+        // A row enters a group and leaves it again in one transaction
+        // (results kept in place follow it change by change).
+        5 => {
+            let s = shared.s();
+            let k = shared.pools.int_key(rng);
+            let row = schema::int_row(k, rng);
+            Write::Txn {
+                statements: vec![
+                    format!(
+                        "INSERT INTO {s}.t_int VALUES {row} \
+                         ON CONFLICT (id) DO UPDATE SET grp = EXCLUDED.grp, s = EXCLUDED.s"
+                    ),
+                    format!(
+                        "UPDATE {s}.t_int SET grp = {} WHERE id = {k}",
+                        schema::grp(rng)
+                    ),
+                    format!(
+                        "UPDATE {s}.t_int SET grp = {}, n = {} WHERE id = {k}",
+                        schema::grp(rng),
+                        schema::numeric(rng)
+                    ),
+                ],
                 commit: rng.chance(3, 4),
                 one_string: rng.chance(1, 2),
             }
