@@ -182,6 +182,8 @@ const PENDING: u64 = u64::MAX;
 pub struct Entry {
     /// Fingerprint of the query shape (for grants).
     pub shape: u64,
+    /// The reply as captured; a live entry's reply as of now is
+    /// [`Entry::result`].
     pub result: CapturedResult,
     deps: Dependencies,
     weight: u64,

@@ -137,6 +137,37 @@ struct Members {
     key: deps::OutputKey,
 }
 
+/// An entry a hit replies with: a live entry's reply taken once, for the
+/// checks and the reply alike (the stream may change it in between).
+enum Reply {
+    Captured(Arc<crate::cache::Entry>),
+    Live(u64, crate::cache::CapturedResult),
+}
+
+impl Reply {
+    fn of(entry: Arc<crate::cache::Entry>) -> Reply {
+        if entry.is_live() {
+            Reply::Live(entry.shape, entry.result().clone())
+        } else {
+            Reply::Captured(entry)
+        }
+    }
+
+    fn result(&self) -> &crate::cache::CapturedResult {
+        match self {
+            Reply::Captured(entry) => &entry.result,
+            Reply::Live(_, result) => result,
+        }
+    }
+
+    fn shape(&self) -> u64 {
+        match self {
+            Reply::Captured(entry) => entry.shape,
+            Reply::Live(shape, _) => *shape,
+        }
+    }
+}
+
 /// Most rows a result names for [`Members`]; a larger result keeps its
 /// value dependencies as they are.
 const MAX_MEMBERS: usize = 1024;
@@ -1476,24 +1507,21 @@ impl SessionCache {
             let Some(entry) = self.rt.cache.get(KeyRef(&self.key)) else {
                 return false;
             };
-            // One version of a live entry for the checks and the reply.
-            let result = entry.result().clone();
+            let reply = Reply::of(entry);
+            let result = reply.result();
             let fits = g.max_rows == 0 || result.row_count < g.max_rows as u64;
-            if !fits || !result.describes(g.describe) {
+            if !fits || !result.describes(g.describe) || !self.granted(reply.shape()) {
                 return false;
             }
-            if !self.granted(entry.shape) {
-                return false;
-            }
-            entries.push(result);
+            entries.push(reply);
         }
         if let (Some((s, e)), Some(stmt)) = (parse, parsed) {
             out.put_slice(response::PARSE_COMPLETE);
             self.virtual_unnamed = Some((self.held[s..e].to_vec(), Arc::clone(&stmt)));
             self.statements.insert(Vec::new(), stmt);
         }
-        for (g, result) in groups.iter().zip(&entries) {
-            response::write_hit(out, result, true, g.describe);
+        for (g, reply) in groups.iter().zip(&entries) {
+            response::write_hit(out, reply.result(), true, g.describe);
         }
         out.put_slice(READY_IDLE);
         self.held.clear();
