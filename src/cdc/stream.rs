@@ -670,7 +670,15 @@ async fn install_ddl_trigger(client: &tokio_postgres::Client) {
         ),
         Err(e) => {
             let _ = client.batch_execute("ROLLBACK").await;
-            if e.code() != Some(&tokio_postgres::error::SqlState::DUPLICATE_OBJECT) {
+            // Installed by another connection meanwhile (the stream and the
+            // position task both install it; two `CREATE SCHEMA IF NOT
+            // EXISTS` at once fail with a unique violation): the position
+            // task checks it at its next read either way.
+            let raced = [
+                tokio_postgres::error::SqlState::DUPLICATE_OBJECT,
+                tokio_postgres::error::SqlState::UNIQUE_VIOLATION,
+            ];
+            if !e.code().is_some_and(|c| raced.contains(c)) {
                 warn!(
                     error = %crate::check::describe_pg_error(&e),
                     "change stream: could not install the DDL event trigger; DDL run directly on the origin \
