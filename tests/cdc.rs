@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio_postgres::Client;
 
-use crate::support::cache::{caught_up, col, one, rows, setup, warm};
+use crate::support::cache::{caught_up, col, one, same_rows, setup, warm};
 use crate::support::{Proxy, connect_direct, eventually};
 
 /// How long the stream may take to deliver a change in these tests.
@@ -1290,9 +1290,7 @@ async fn results_follow_changes_to_their_own_rows_in_place() {
     let direct = connect_direct("cdc_live_writer").await;
     let window = "SELECT id, n, note FROM cdc_live WHERE n > 5 ORDER BY id LIMIT 4";
     let range = "SELECT note, id, n FROM cdc_live WHERE n BETWEEN 10 AND 30 ORDER BY n DESC, id";
-    let same = async |sql: &str| {
-        assert_eq!(rows(&client, sql).await, rows(&direct, sql).await, "{sql}");
-    };
+    let same = async |sql: &str| same_rows(&client, &direct, sql).await;
     let updated = proxy.metrics.cdc_entries_updated.get();
     outlive_other_rows(
         &proxy,
@@ -1376,9 +1374,7 @@ async fn pages_of_one_group_follow_rows_moving_between_groups() {
     // Binary results: not kept in place, dropped by its rows' changes.
     let binary_sql = "SELECT id FROM cdc_grp WHERE grp = $1 ORDER BY id";
     let binary = client.prepare(binary_sql).await.unwrap();
-    let same = async |sql: &str| {
-        assert_eq!(rows(&client, sql).await, rows(&direct, sql).await, "{sql}");
-    };
+    let same = async |sql: &str| same_rows(&client, &direct, sql).await;
     let updated = proxy.metrics.cdc_entries_updated.get();
     outlive_other_rows(
         &proxy,

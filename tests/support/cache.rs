@@ -33,6 +33,11 @@ pub async fn col(client: &Client, sql: &str) -> Vec<Option<String>> {
         .collect()
 }
 
+/// `sql` returns the same rows through `proxied` as on `direct`.
+pub async fn same_rows(proxied: &Client, direct: &Client, sql: &str) {
+    assert_eq!(rows(proxied, sql).await, rows(direct, sql).await, "{sql}");
+}
+
 /// Every row of `sql` (simple protocol), every column as text.
 pub async fn rows(client: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
     client
