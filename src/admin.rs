@@ -51,6 +51,11 @@ pub struct Metrics {
     /// `narrowed`, `changed` (a change to the table came first),
     /// `failed` (refused, unreadable or no connection), `queue_full`.
     pub cache_lookups: Family<LookupLabels, Counter>,
+    /// Joined entries whose rows were read to keep them in place (ADR
+    /// 018), by result: `joined`, `changed` (a change to one of the tables
+    /// came first), `refused` (the rows do not give a result this can
+    /// keep), `failed` (refused by the origin, no connection).
+    pub cache_joins: Family<LookupLabels, Counter>,
     /// Entries evicted to stay within `cache.max_memory`.
     pub cache_evictions: Counter,
     pub cache_entries: Gauge,
@@ -138,6 +143,7 @@ impl Metrics {
             cache_misses: Counter::default(),
             cache_populations: Family::default(),
             cache_lookups: Family::default(),
+            cache_joins: Family::default(),
             cache_evictions: Counter::default(),
             cache_entries: Gauge::default(),
             cache_rows: Gauge::default(),
@@ -225,6 +231,12 @@ impl Metrics {
             "Lookups narrowing join entries after their capture, by result \
              (narrowed, changed, failed, queue_full)",
             m.cache_lookups.clone(),
+        );
+        registry.register(
+            "cache_joins",
+            "Joined entries whose rows were read to keep them in place, by result \
+             (joined, changed, refused, failed)",
+            m.cache_joins.clone(),
         );
         registry.register(
             "cache_evictions",

@@ -1415,3 +1415,81 @@ async fn pages_of_one_group_follow_rows_moving_between_groups() {
     assert_eq!(ids(client.query(&binary, &[&4_i32]).await.unwrap()), want);
     same(four).await;
 }
+
+/// Joins are kept in place too (ADR 018): a change to any of their tables
+/// is applied to the rows held for it and the result joined again. An
+/// article moving to an author whose row is not held drops the entry.
+#[tokio::test]
+async fn joins_follow_changes_to_every_side_in_place() {
+    setup(
+        "DROP TABLE IF EXISTS jl_authors, jl_articles, jl_votes; \
+         CREATE TABLE jl_authors (id int PRIMARY KEY, name text); \
+         CREATE TABLE jl_articles (id int PRIMARY KEY, author_id int, title text); \
+         CREATE TABLE jl_votes (id bigint PRIMARY KEY, article_id int NOT NULL, value int); \
+         INSERT INTO jl_authors SELECT g, 'author ' || g FROM generate_series(1, 5) g; \
+         INSERT INTO jl_articles SELECT g, g % 5 + 1, 'article ' || g FROM generate_series(1, 20) g; \
+         INSERT INTO jl_votes SELECT g, g % 20 + 1, g % 3 FROM generate_series(1, 100) g",
+    )
+    .await;
+    let proxy = Proxy::start_streaming(|_| {}).await;
+    let client = proxy.connect("jl").await;
+    let direct = connect_direct("jl_writer").await;
+    // Article 3 is by author 4 and has votes 2, 22, 42, 62 and 82.
+    let author = "SELECT a.id, a.title, u.name FROM jl_articles a \
+                  JOIN jl_authors u ON u.id = a.author_id WHERE a.id = 3";
+    let votes = "SELECT a.title, v.id, v.value FROM jl_articles a \
+                 JOIN jl_votes v ON v.article_id = a.id WHERE a.id = 3 \
+                 ORDER BY v.id DESC LIMIT 4";
+    let same = async |sql: &str| same_rows(&client, &direct, sql).await;
+    let updated = proxy.metrics.cdc_entries_updated.get();
+    outlive_other_rows(
+        &proxy,
+        &direct,
+        async || {
+            warm(&proxy, &client, author).await;
+            warm(&proxy, &client, votes).await;
+        },
+        // Every side changes: the author is renamed, the article retitled,
+        // a vote arrives, the oldest goes, another article gets a vote.
+        |attempt| {
+            format!(
+                "UPDATE jl_authors SET name = 'renamed {attempt}' WHERE id = 4; \
+                 UPDATE jl_articles SET title = 'retitled {attempt}' WHERE id = 3; \
+                 INSERT INTO jl_votes VALUES ({id}, 3, 1), ({other}, 4, 1); \
+                 DELETE FROM jl_votes WHERE id = \
+                   (SELECT min(id) FROM jl_votes WHERE article_id = 3)",
+                id = 1000 + attempt,
+                other = 2000 + attempt,
+            )
+        },
+        async || {
+            same(author).await;
+            same(votes).await;
+        },
+        2,
+    )
+    .await;
+    assert!(
+        proxy.metrics.cdc_entries_updated.get() >= updated + 2,
+        "both joins were updated in place"
+    );
+    let joined = proxy
+        .metrics
+        .cache_joins
+        .get_or_create(&pgcache::admin::LookupLabels { result: "joined" })
+        .get();
+    assert!(joined >= 2, "both joins were kept in place ({joined})");
+    // A vote moves to the article from another one; the article moves to
+    // an author held by no entry: the author join goes, the next read is
+    // the origin's.
+    direct
+        .batch_execute(
+            "UPDATE jl_votes SET article_id = 3 WHERE id = 5; \
+             UPDATE jl_articles SET author_id = 1 WHERE id = 3",
+        )
+        .await
+        .unwrap();
+    caught_up(&proxy, &direct).await;
+    same(author).await;
+    same(votes).await;
+}

@@ -116,6 +116,10 @@ pub enum Lost {
     Window,
     /// The result grew past its bound.
     Size,
+    /// A joined row names a value whose rows are not all held.
+    Incomplete,
+    /// Rows a join gives are not in a strict order.
+    Order,
 }
 
 impl Lost {
@@ -128,6 +132,8 @@ impl Lost {
             Lost::Toast => "toast",
             Lost::Window => "window",
             Lost::Size => "size",
+            Lost::Incomplete => "incomplete",
+            Lost::Order => "order",
         }
     }
 }
@@ -589,7 +595,7 @@ fn field(row: &[u8], j: usize) -> Option<Option<&[u8]>> {
 }
 
 /// A `DataRow` of text values (`None` is NULL).
-fn data_row(values: &[Option<&[u8]>]) -> Bytes {
+pub(super) fn data_row(values: &[Option<&[u8]>]) -> Bytes {
     let len: usize = 6 + values
         .iter()
         .map(|v| 4 + v.map_or(0, <[u8]>::len))

@@ -25,6 +25,7 @@
 //!   never mix two points in time. Nothing is served while the stream is
 //!   down or too far behind ([`ResultCache::set_serving`]).
 
+pub mod joined;
 pub mod live;
 pub mod response;
 
@@ -43,6 +44,7 @@ use crate::cdc::pgoutput::ColumnValue;
 use crate::sql::filter::Filter;
 use crate::sql::layout::Layout;
 pub use crate::sql::rowkey::KeyPart;
+pub use joined::{JoinPlan, Joined};
 pub use live::Live;
 pub use response::{CapturedResult, Rejected};
 
@@ -197,6 +199,9 @@ pub struct Entry {
     /// Kept up to date in place by the change stream (ADR 017): its
     /// reply is [`Live::current`], not `result`.
     live: Option<Arc<Live>>,
+    /// A join kept up to date in place (ADR 018): its reply is
+    /// [`Joined::current`].
+    joined: Option<Arc<Joined>>,
 }
 
 /// An entry's reply as of now.
@@ -227,20 +232,22 @@ impl Entry {
             ready_at: AtomicU64::new(0),
             filter: None,
             live: None,
+            joined: None,
         }
     }
 
     /// The reply to serve.
     pub fn result(&self) -> ResultRef<'_> {
-        match &self.live {
-            Some(live) => ResultRef::Live(live.current()),
-            None => ResultRef::Captured(&self.result),
+        match (&self.live, &self.joined) {
+            (Some(live), _) => ResultRef::Live(live.current()),
+            (None, Some(joined)) => ResultRef::Live(joined.current()),
+            (None, None) => ResultRef::Captured(&self.result),
         }
     }
 
     /// Whether the change stream keeps this entry up to date in place.
     pub fn is_live(&self) -> bool {
-        self.live.is_some()
+        self.live.is_some() || self.joined.is_some()
     }
 
     /// Bytes this entry counts against `cache.max_memory`.
@@ -446,6 +453,8 @@ pub struct ResultCache {
     next_filter: AtomicU64,
     /// Live entries by table ([`Self::narrow_live`]).
     lives: Mutex<HashMap<Oid, TableLives>>,
+    /// Joined entries by table ([`Self::narrow_joined`]).
+    joins: Mutex<HashMap<Oid, TableJoins>>,
     /// Commits the change stream has applied ([`Self::next_commit`]).
     commits: AtomicU64,
 }
@@ -528,6 +537,7 @@ impl ResultCache {
             filters: Mutex::new(HashMap::new()),
             next_filter: AtomicU64::new(1),
             lives: Mutex::new(HashMap::new()),
+            joins: Mutex::new(HashMap::new()),
             commits: AtomicU64::new(0),
             limits,
         }
@@ -732,6 +742,7 @@ impl ResultCache {
             filter: None,
             begin,
             live: None,
+            joined: None,
         })
     }
 
@@ -747,6 +758,7 @@ impl ResultCache {
         let mut entry = Entry::new(shape, result, capture.deps, capture.key.as_bytes().len());
         entry.filter = capture.filter;
         entry.live = capture.live;
+        entry.joined = capture.joined;
         if entry.weight > self.limits.max_result_size {
             return None;
         }
@@ -923,6 +935,7 @@ pub struct Capture {
     /// The commit count after the generations were read.
     begin: u64,
     live: Option<Arc<Live>>,
+    joined: Option<Arc<Joined>>,
 }
 
 impl Capture {
@@ -1397,6 +1410,197 @@ impl ResultCache {
             .depends
             .extend(rows.iter().map(|&r| Depend::Row(table, r)));
         true
+    }
+}
+
+impl ResultCache {
+    /// Before reading a joined entry's rows: the generations of its
+    /// tables' slots, then the change stream's commit count (its `begin`,
+    /// as [`Self::begin_capture`] reads them).
+    pub fn join_started(&self, tables: &[Oid]) -> (Vec<(usize, u64)>, u64) {
+        let started = tables
+            .iter()
+            .map(|&t| {
+                let s = Generations::slot(t);
+                (s, self.generations.slots[s].load(Ordering::Acquire))
+            })
+            .collect();
+        (started, self.commits.load(Ordering::Acquire))
+    }
+
+    /// Make a capture's entry a joined one (ADR 018): its reply is from now
+    /// on [`Joined::current`], read from rows the proxy read after the
+    /// capture, kept by the change stream; it depends only on changes that
+    /// name no row, DDL, and its own slot. `started` is
+    /// [`Self::join_started`], read before those rows were: the entry is
+    /// registered, then each table's slot checked unchanged since, so
+    /// every commit applied later finds it registered, and any applied
+    /// before was visible to the rows read (or is replayed when seen
+    /// finished: `begin`). Returns whether it did.
+    pub fn narrow_joined(
+        &self,
+        capture: &mut Capture,
+        joined: Arc<Joined>,
+        started: &[(usize, u64)],
+    ) -> bool {
+        let tables = joined.tables();
+        if !self.register_joined(&joined, &tables) {
+            return false;
+        }
+        let mut slots: Vec<(usize, u64)> = tables
+            .iter()
+            .map(|&t| COARSE_BASE + Generations::slot(t))
+            .chain([Generations::row_slot(joined.id)])
+            .map(|s| (s, self.generations.slots[s].load(Ordering::Acquire)))
+            .collect();
+        if started
+            .iter()
+            .any(|&(s, g)| self.generations.slots[s].load(Ordering::Acquire) != g)
+        {
+            joined.kill();
+            return false;
+        }
+        slots.sort_unstable();
+        slots.dedup_by_key(|&mut (s, _)| s);
+        capture.deps.tables = slots.into_boxed_slice();
+        capture.depends = tables.iter().map(|&t| Depend::Coarse(t)).collect();
+        capture.depends.push(Depend::Row(tables[0], joined.id));
+        capture.filter = None;
+        capture.live = None;
+        capture.joined = Some(joined);
+        true
+    }
+
+    /// Register a joined entry under each of its tables and names.
+    fn register_joined(&self, joined: &Arc<Joined>, tables: &[Oid]) -> bool {
+        let mut joins = self.joins.lock().unwrap_or_else(|p| p.into_inner());
+        for &table in tables {
+            let t = joins.entry(table).or_default();
+            if t.all.len() >= MAX_LIVES_PER_TABLE {
+                t.refused += 1;
+                if t.refused % PRUNE_EVERY == 1 {
+                    t.prune(table);
+                }
+                if t.all.len() >= MAX_LIVES_PER_TABLE {
+                    return false;
+                }
+            }
+        }
+        for &table in tables {
+            let t = joins.entry(table).or_default();
+            t.newest = t.newest.max(joined.begin);
+            t.all.push(Arc::downgrade(joined));
+            for name in joined.names(table) {
+                t.add(name, joined);
+            }
+        }
+        true
+    }
+
+    /// The joined entries a change of `batch` may concern: those it names
+    /// ([`Joined::names`]), or all of the table's when a change does not
+    /// name its rows' keys.
+    pub fn joined_for(&self, batch: &NewRows) -> Vec<Arc<Joined>> {
+        let mut joins = self.joins.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(t) = joins.get_mut(&batch.table) else {
+            return Vec::new();
+        };
+        t.routed += 1;
+        if t.routed % PRUNE_EVERY == 0 {
+            t.prune(batch.table);
+        }
+        let alive = |w: &Weak<Joined>| w.upgrade().filter(|j| !j.dead());
+        if batch.changes.iter().any(|c| !c.keyed) {
+            return t.all.iter().filter_map(alive).collect();
+        }
+        let mut out: Vec<Arc<Joined>> = Vec::new();
+        for change in &batch.changes {
+            for name in &change.names {
+                let Some(bucket) = t.by_name.get(name) else {
+                    continue;
+                };
+                for j in bucket.iter().filter_map(alive) {
+                    if !out.iter().any(|o| Arc::ptr_eq(o, &j)) {
+                        out.push(j);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Index a joined entry under its names as they are now (names it no
+    /// longer has stay until the index is pruned: a superset).
+    pub fn reindex_joined(&self, joined: &Arc<Joined>) {
+        let tables = joined.tables();
+        let mut joins = self.joins.lock().unwrap_or_else(|p| p.into_inner());
+        for table in tables {
+            if let Some(t) = joins.get_mut(&table) {
+                for name in joined.names(table) {
+                    t.add(name, joined);
+                }
+            }
+        }
+    }
+
+    /// The joined entries reading `table` whose rows began to be read at or
+    /// after commit `seq` ([`Self::next_commit`]).
+    pub fn joined_since(&self, table: Oid, seq: u64) -> Vec<Arc<Joined>> {
+        let mut joins = self.joins.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(t) = joins.get_mut(&table) else {
+            return Vec::new();
+        };
+        if t.newest < seq {
+            return Vec::new();
+        }
+        t.all
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|j| j.begin >= seq && !j.dead())
+            .collect()
+    }
+
+    /// Drop a joined entry: it can no longer follow its tables.
+    pub fn kill_joined(&self, joined: &Joined) {
+        joined.kill();
+        self.generations.bump(Generations::row_slot(joined.id));
+        self.stale.fetch_add(1, Ordering::Release);
+    }
+}
+
+/// The joined entries reading one table, and how changes find them.
+#[derive(Default)]
+struct TableJoins {
+    all: Vec<Weak<Joined>>,
+    /// Each entry under its names for this table ([`Joined::names`]).
+    by_name: HashMap<u64, Vec<Weak<Joined>>>,
+    routed: u64,
+    refused: u64,
+    /// The latest `begin` of an entry registered.
+    newest: u64,
+}
+
+impl TableJoins {
+    fn add(&mut self, name: u64, joined: &Arc<Joined>) {
+        let bucket = self.by_name.entry(name).or_default();
+        if !bucket
+            .iter()
+            .any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(joined)))
+        {
+            bucket.push(Arc::downgrade(joined));
+        }
+    }
+
+    /// Forget dropped entries, and the names entries no longer have.
+    fn prune(&mut self, table: Oid) {
+        self.all.retain(|w| w.upgrade().is_some_and(|j| !j.dead()));
+        self.by_name.clear();
+        let alive: Vec<Arc<Joined>> = self.all.iter().filter_map(Weak::upgrade).collect();
+        for joined in &alive {
+            for name in joined.names(table) {
+                self.add(name, joined);
+            }
+        }
     }
 }
 

@@ -39,7 +39,7 @@ use super::apply::{
 use super::pgoutput::Relation;
 use super::wal::{Lsn, Timestamp};
 use crate::admin::{DropLabels, Metrics};
-use crate::cache::{Live, ResultCache, Written};
+use crate::cache::{Joined, Live, ResultCache, Written};
 use crate::catalog::Oid;
 use crate::config::{CdcConfig, OriginConfig};
 
@@ -151,6 +151,13 @@ impl UnseenList {
 fn too_much_work(batch: &NewRows, lives: &[Arc<Live>]) -> bool {
     let per_change: usize = lives.iter().map(|l| 1 + l.rows()).sum();
     batch.changes.len().saturating_mul(per_change) > MAX_FILTER_TESTS
+}
+
+/// Steps following `batch` in `joins` costs: a step per change and entry,
+/// and per change and row held.
+fn joined_work(batch: &NewRows, joins: &[Arc<Joined>]) -> usize {
+    let per_change: usize = joins.iter().map(|j| 1 + j.rows()).sum();
+    batch.changes.len().saturating_mul(per_change)
 }
 
 /// Transactions kept for [`Unseen`], and the row names they may hold in
@@ -274,6 +281,66 @@ impl Shared {
                 }
             }
         }
+    }
+
+    /// Apply a commit's row changes to the joined entries they may concern
+    /// (ADR 018), each table's in turn, then end the commit for each: an
+    /// entry is updated, or dropped when it cannot follow.
+    fn maintain_joins(&self, batches: &[NewRows]) {
+        let cache = self.cache();
+        let mut touched: Vec<Arc<Joined>> = Vec::new();
+        for batch in batches {
+            let joins = cache.joined_for(batch);
+            if joins.is_empty() {
+                continue;
+            }
+            let busy = joined_work(batch, &joins) > MAX_FILTER_TESTS;
+            for joined in joins {
+                if busy {
+                    self.drop_joined(&joined, "busy");
+                    continue;
+                }
+                match joined.apply(batch) {
+                    Ok(()) => {
+                        if !touched.iter().any(|t| Arc::ptr_eq(t, &joined)) {
+                            touched.push(joined);
+                        }
+                    }
+                    Err(lost) => self.drop_joined(&joined, lost.label()),
+                }
+            }
+        }
+        for joined in touched {
+            match joined.finish() {
+                Ok(true) => {
+                    self.metrics.cdc_entries_updated.inc();
+                    cache.reindex_joined(&joined);
+                }
+                Ok(false) => {}
+                Err(lost) => self.drop_joined(&joined, lost.label()),
+            }
+        }
+    }
+
+    /// As [`Self::replay_lives`], for joined entries.
+    fn replay_joins(&self, seq: u64, batches: &[NewRows]) {
+        for batch in batches {
+            let joins = self.cache().joined_since(batch.table, seq);
+            let busy = joined_work(batch, &joins) > MAX_FILTER_TESTS;
+            for joined in joins {
+                if busy || joined.touched_by(batch) {
+                    self.drop_joined(&joined, "unseen");
+                }
+            }
+        }
+    }
+
+    fn drop_joined(&self, joined: &Joined, reason: &'static str) {
+        self.cache().kill_joined(joined);
+        self.metrics
+            .cdc_entries_dropped
+            .get_or_create(&DropLabels { reason })
+            .inc();
     }
 
     fn drop_live(&self, live: &Live, reason: &'static str) {
@@ -482,6 +549,7 @@ async fn stream_once(
                 shared.cache().invalidate_rows(&committed.rows);
                 shared.test_filters(&committed.new_rows);
                 shared.maintain(&committed.new_rows);
+                shared.maintain_joins(&committed.new_rows);
                 applied(shared, &client, end_lsn);
                 shared.not_yet_visible(
                     &mut unseen,
@@ -816,6 +884,7 @@ async fn position_once(
                 shared.cache().invalidate_rows(&u.rows);
                 shared.test_filters(&u.new_rows);
                 shared.replay_lives(u.seq, &u.new_rows);
+                shared.replay_joins(u.seq, &u.new_rows);
             } else {
                 still.push(u);
             }

@@ -19,7 +19,7 @@ use super::lookup::{self as lookup, Job, Lookup};
 use crate::admin::{CacheSource, LookupLabels, Metrics, PopulationLabels};
 use crate::cache::Depend;
 use crate::cache::response::{self, Describe, READY_IDLE};
-use crate::cache::{Capture, KeyPart, KeyRef, Limits, ResultCache, Ticket, Written};
+use crate::cache::{Capture, JoinPlan, KeyPart, KeyRef, Limits, ResultCache, Ticket, Written};
 use crate::catalog::{self, EffectivePath, Oid, RelKind, SearchPath, Snapshot};
 use crate::cdc;
 use crate::config::{CacheConfig, CacheMode, CdcMode, Config};
@@ -116,6 +116,8 @@ struct Named {
     members: Vec<Members>,
     /// A filter the result may narrow its table dependency to.
     filter: Option<Filtered>,
+    /// A join to keep in place (ADR 018).
+    join: Option<JoinPlan>,
 }
 
 /// A single-table entry's filter and where its key is in the output
@@ -230,6 +232,9 @@ pub(crate) struct CacheRuntime {
     /// Per shape fingerprint and catalog generation: what its entries
     /// depend on, table by table (`None`: every change to its tables).
     dependencies: quick_cache::sync::Cache<(u64, u64), Option<Arc<[Dependency]>>>,
+    /// Per shape fingerprint and catalog generation: how its entries are
+    /// kept in place when it is a join that can be (ADR 018).
+    join_specs: quick_cache::sync::Cache<(u64, u64), Option<Arc<sql::joined::JoinSpec>>>,
     /// Captures waiting for lookups that narrow their dependencies
     /// (`super::lookup`); `None` without a change stream.
     lookups: Option<tokio::sync::mpsc::Sender<Job>>,
@@ -292,6 +297,7 @@ impl CacheRuntime {
             publication: (config.cdc.mode == CdcMode::On).then(|| config.cdc.publication.clone()),
             fence_wanted: Arc::new(Notify::new()),
             dependencies: quick_cache::sync::Cache::new(16_384),
+            join_specs: quick_cache::sync::Cache::new(16_384),
             lookups: lookups.as_ref().map(|(tx, _)| tx.clone()),
             lookup_jobs: std::sync::Mutex::new(lookups.map(|(_, rx)| rx)),
         });
@@ -313,6 +319,23 @@ impl CacheRuntime {
             .cache_lookups
             .get_or_create(&LookupLabels { result })
             .inc();
+    }
+
+    /// Count a joined entry's read (`cache_joins`).
+    pub(crate) fn join_done(&self, result: &'static str) {
+        self.metrics
+            .cache_joins
+            .get_or_create(&LookupLabels { result })
+            .inc();
+    }
+
+    /// Most bytes a joined entry's reply may grow to: twice its captured
+    /// size (at least 64 KiB more), within `cache.max_result_size`.
+    pub(crate) fn max_join_len(&self, result: &response::CapturedResult) -> usize {
+        let len = result.len();
+        usize::try_from(self.cache.limits().max_result_size)
+            .unwrap_or(usize::MAX)
+            .min(len.saturating_mul(2).max(len + (64 << 10)))
     }
 
     /// Store a finished capture (and wake the fence when it waits for one).
@@ -627,6 +650,8 @@ struct Watch {
     capture: Option<(Capture, BytesMut)>,
     /// Lookups to run before the capture is stored (`super::lookup`).
     lookups: Vec<Lookup>,
+    /// A join to keep in place, from rows read before it is stored.
+    join: Option<JoinPlan>,
     /// Value dependencies to narrow to the rows of the result.
     members: Vec<Members>,
     filter: Option<Filtered>,
@@ -1864,11 +1889,71 @@ impl SessionCache {
                 }
             }
         }
+        // A join kept in place needs its rows read on the lookup task's
+        // connection.
+        let join = if live && self.rt.lookups.is_some() && shape.tables.len() > 1 {
+            self.join_plan(catalog, shape, &value, &limit)
+        } else {
+            None
+        };
         Some(Named {
             depends: named,
             lookups,
             members,
             filter: filtered,
+            join,
+        })
+    }
+
+    /// `shape`'s join bound to this execution's values, when it can be
+    /// kept in place (ADR 018).
+    fn join_plan(
+        &self,
+        catalog: &Catalog,
+        shape: &sql::Shape,
+        value: &impl Fn(KeySource, Oid) -> Option<KeyPart>,
+        limit: &impl Fn(KeySource) -> Option<i64>,
+    ) -> Option<JoinPlan> {
+        let generation = catalog.snapshot.generation();
+        let key = (shape.fingerprint, generation);
+        let spec = match self.rt.join_specs.get(&key) {
+            Some(spec) => spec,
+            None => {
+                let spec = sql::joined::join_spec(
+                    shape,
+                    |oid| catalog.snapshot.table(oid),
+                    |t| catalog.snapshot.plain_null_test(t),
+                )
+                .map(Arc::new);
+                self.rt.join_specs.insert(key, spec.clone());
+                spec
+            }
+        }?;
+        let id = self.rt.cache.filter_id(spec.tables[spec.driving].oid);
+        let filters = spec
+            .tables
+            .iter()
+            .map(|t| t.filter.bind(t.oid, id, &|s, ty| value(s, ty)))
+            .collect::<Option<Vec<_>>>()?;
+        let limit = match spec.limit {
+            None => None,
+            Some(source) => Some(u64::try_from(limit(source)?).ok()?),
+        };
+        let names = spec
+            .tables
+            .iter()
+            .map(|t| {
+                let table = catalog.snapshot.table(t.oid)?;
+                let schema = catalog.snapshot.schema(table.schema)?;
+                Some((schema.name.clone(), table.name.clone()))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(JoinPlan {
+            spec,
+            filters,
+            limit,
+            names,
+            id,
         })
     }
 
@@ -1903,6 +1988,7 @@ impl SessionCache {
             shape: shape.fingerprint,
             capture: capture.map(|c| (c, BytesMut::with_capacity(512))),
             lookups: named.lookups,
+            join: named.join,
             members: named.members,
             filter: named.filter,
             formats,
@@ -2154,13 +2240,14 @@ impl SessionCache {
             }
         }
         match result {
-            Ok(r) if w.lookups.is_empty() => self.rt.store(capture, w.shape, r),
+            Ok(r) if w.lookups.is_empty() && w.join.is_none() => self.rt.store(capture, w.shape, r),
             Ok(r) => {
                 let job = Job {
                     capture,
                     shape: w.shape,
                     result: r,
                     lookups: w.lookups,
+                    join: w.join,
                 };
                 // The lookup task stores it; when its queue is full, it is
                 // stored as it is.
@@ -2177,6 +2264,9 @@ impl SessionCache {
                 if let Some(job) = unsent {
                     for _ in &job.lookups {
                         self.rt.lookup_done("queue_full");
+                    }
+                    if job.join.is_some() {
+                        self.rt.join_done("queue_full");
                     }
                     self.rt.store(job.capture, job.shape, job.result);
                 }

@@ -27,7 +27,8 @@ use tokio_postgres::SimpleQueryMessage;
 use tracing::debug;
 
 use super::cached::CacheRuntime;
-use crate::cache::{Capture, CapturedResult, KeyPart, row_hash};
+use crate::cache::joined::Gather;
+use crate::cache::{Capture, CapturedResult, JoinPlan, Joined, KeyPart, row_hash};
 use crate::catalog::Oid;
 
 /// Jobs waiting for the lookup task; beyond, entries are not narrowed.
@@ -52,6 +53,8 @@ pub(crate) struct Job {
     pub shape: u64,
     pub result: CapturedResult,
     pub lookups: Vec<Lookup>,
+    /// A join to keep in place from rows read now (ADR 018).
+    pub join: Option<JoinPlan>,
 }
 
 /// Jobs taken from the queue at once; their lookups are sent together
@@ -65,6 +68,9 @@ pub(crate) async fn run(
     mut jobs: mpsc::Receiver<Job>,
 ) {
     let mut client: Option<Arc<tokio_postgres::Client>> = None;
+    // Joined entries' rows are read in a transaction of their own: not on
+    // the connection whose reads are pipelined.
+    let mut join_client: Option<tokio_postgres::Client> = None;
     let mut batch: Vec<Job> = Vec::with_capacity(BATCH);
     while jobs.recv_many(&mut batch, BATCH).await > 0 {
         if client.as_ref().is_none_or(|c| c.is_closed()) {
@@ -117,10 +123,111 @@ pub(crate) async fn run(
         if lost {
             client = None;
         }
+        for job in &mut batch {
+            let Some(plan) = job.join.take() else {
+                continue;
+            };
+            if join_client.as_ref().is_none_or(|c| c.is_closed()) {
+                join_client = connect(&origin).await;
+            }
+            let result = match &join_client {
+                Some(c) => match tokio::time::timeout(TIMEOUT, join(&rt, c, job, &plan)).await {
+                    Ok(Ok(result)) => result,
+                    Ok(Err(Failure::Value)) => "failed",
+                    Ok(Err(Failure::Connection)) | Err(_) => {
+                        join_client = None;
+                        "failed"
+                    }
+                },
+                None => "failed",
+            };
+            rt.join_done(result);
+        }
         for job in batch.drain(..) {
             rt.store(job.capture, job.shape, job.result);
         }
     }
+}
+
+/// Read the rows of `plan`'s tables in one snapshot and make `job`'s entry
+/// a joined one (ADR 018). Returns the `cache_joins` result.
+async fn join(
+    rt: &CacheRuntime,
+    client: &tokio_postgres::Client,
+    job: &mut Job,
+    plan: &JoinPlan,
+) -> Result<&'static str, Failure> {
+    let mut gather = Gather::new(plan);
+    if gather.next_sql().is_none() {
+        return Ok("refused");
+    }
+    // The generations first: a change applied after them is either seen by
+    // the snapshot below or applied to the registered entry.
+    let (started, begin) = rt.cache.join_started(&plan.tables());
+    simple(client, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").await?;
+    let mut kept = true;
+    while let Some(sql) = gather.next_sql() {
+        let rows = match simple(client, &sql).await {
+            Ok(messages) => rows_of(&messages),
+            Err(e) => {
+                let _ = client.simple_query("ROLLBACK").await;
+                return Err(e);
+            }
+        };
+        if gather.take(rows).is_none() {
+            kept = false;
+            break;
+        }
+    }
+    simple(client, if kept { "COMMIT" } else { "ROLLBACK" }).await?;
+    if !kept {
+        return Ok("refused");
+    }
+    let Some(joined) = Joined::new(gather, &job.result, begin, rt.max_join_len(&job.result)) else {
+        return Ok("refused");
+    };
+    Ok(
+        if rt
+            .cache
+            .narrow_joined(&mut job.capture, Arc::new(joined), &started)
+        {
+            "joined"
+        } else {
+            "changed"
+        },
+    )
+}
+
+async fn simple(
+    client: &tokio_postgres::Client,
+    sql: &str,
+) -> Result<Vec<SimpleQueryMessage>, Failure> {
+    match client.simple_query(sql).await {
+        Ok(messages) => Ok(messages),
+        Err(e) if e.as_db_error().is_some() => {
+            debug!(error = %e, "cache: join rows refused");
+            Err(Failure::Value)
+        }
+        Err(_) => Err(Failure::Connection),
+    }
+}
+
+/// The rows of a reply, each value's text (`None`: NULL).
+fn rows_of(messages: &[SimpleQueryMessage]) -> Vec<Vec<Option<bytes::Bytes>>> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some(
+                (0..r.len())
+                    .map(|i| {
+                        r.get(i)
+                            .map(|t| bytes::Bytes::copy_from_slice(t.as_bytes()))
+                    })
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
 }
 
 enum Failure {

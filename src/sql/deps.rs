@@ -402,7 +402,7 @@ pub fn dependencies<'t>(
 }
 
 /// Whether `column`'s values name rows ([`super::rowkey`]).
-fn keyable(column: &crate::catalog::Column) -> bool {
+pub(super) fn keyable(column: &crate::catalog::Column) -> bool {
     key_kind(column.type_oid).is_some() && byte_equal_collation(column.collation)
 }
 
@@ -683,7 +683,7 @@ fn integer_key(table: &Table) -> Option<Vec<&crate::catalog::Column>> {
 
 /// The primary key columns of `table` in `attnum` order, when the stream
 /// names its rows by them (default replica identity) and each is `ok`.
-fn primary_key(
+pub(super) fn primary_key(
     table: &Table,
     ok: impl Fn(&crate::catalog::Column) -> bool,
 ) -> Option<Vec<&crate::catalog::Column>> {
@@ -700,17 +700,17 @@ fn primary_key(
 }
 
 /// One `FROM` table as the statement names it.
-struct Instance<'t> {
+pub(super) struct Instance<'t> {
     /// `(name, aliased)`: the alias, or the table's own name.
-    name: String,
-    aliased: bool,
-    table: Option<&'t Table>,
+    pub(super) name: String,
+    pub(super) aliased: bool,
+    pub(super) table: Option<&'t Table>,
 }
 
 /// `FROM` tables in order (as the analysis lists them) and the `ON`
 /// conditions of inner joins. `None` for anything else (outer joins are
 /// cached by table).
-fn collect<'q>(
+pub(super) fn collect<'q>(
     item: &'q TableRef,
     out: &mut Vec<Instance<'_>>,
     conditions: &mut Vec<&'q Expr>,
@@ -746,7 +746,7 @@ fn collect<'q>(
 }
 
 /// The instance and column a column reference names, when certain.
-fn resolve<'t>(
+pub(super) fn resolve<'t>(
     instances: &[Instance<'t>],
     qualifier: &[String],
     name: &str,
@@ -834,19 +834,19 @@ impl Classes {
     }
 }
 
-fn flatten_and<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
+pub(super) fn flatten_and<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
     match e {
         Expr::And(list) => list.iter().for_each(|x| flatten_and(x, out)),
         other => out.push(other),
     }
 }
 
-fn is_builtin_equals(op: &OperatorName) -> bool {
+pub(super) fn is_builtin_equals(op: &OperatorName) -> bool {
     op.name == "=" && op.schema.as_deref().is_none_or(|s| s == "pg_catalog")
 }
 
 /// Count the uses of each parameter in `expr`.
-fn count_params(expr: &Expr, uses: &mut HashMap<u32, usize>) {
+pub(super) fn count_params(expr: &Expr, uses: &mut HashMap<u32, usize>) {
     let mut copy = expr.clone();
     copy.for_each_mut(&mut |e| {
         if let Expr::Param(n) = e {
@@ -855,7 +855,7 @@ fn count_params(expr: &Expr, uses: &mut HashMap<u32, usize>) {
     });
 }
 
-fn has_subquery(expr: &Expr) -> bool {
+pub(super) fn has_subquery(expr: &Expr) -> bool {
     let mut found = false;
     let mut copy = expr.clone();
     copy.for_each_mut(&mut |e| {

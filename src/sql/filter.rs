@@ -172,6 +172,11 @@ impl FilterSpec {
         anchor(&self.pred, &self.columns).is_some()
     }
 
+    /// The column of the anchor ([`Self::anchored`]).
+    pub fn anchor_column(&self) -> Option<&str> {
+        anchor(&self.pred, &self.columns).map(|(c, _)| self.columns[c].name.as_str())
+    }
+
     /// How often each client parameter (`$n`, `n <= client_params`) is
     /// read by the filter.
     pub fn client_uses(&self, client_params: u32) -> Vec<(u32, usize)> {

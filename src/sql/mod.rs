@@ -29,6 +29,7 @@ mod check;
 mod convert;
 pub mod deps;
 pub mod filter;
+pub mod joined;
 pub mod kind;
 pub mod layout;
 mod normalize;
