@@ -528,6 +528,14 @@ async fn concurrently(
 ) {
     let started = Instant::now();
     let hits_before = proxy.metrics.cache_hits.get();
+    let joined = || {
+        proxy
+            .metrics
+            .cache_joins
+            .get_or_create(&pgcache::admin::LookupLabels { result: "joined" })
+            .get()
+    };
+    let joined_before = joined();
     let activity = Arc::new(Activity::default());
     let writers = start_writers(name, 2, seed, true, &activity, write);
     read_while_writing(proxy, name, probes, 2, &activity, 300, 2).await;
@@ -539,6 +547,12 @@ async fn concurrently(
     assert!(
         proxy.metrics.cache_hits.get() > hits_before,
         "{name}: no read came from the cache"
+    );
+    // Entries dropped by the writers were captured again and kept in place
+    // from their rows (ADR 018).
+    assert!(
+        joined() > joined_before,
+        "{name}: no join was kept in place"
     );
     eprintln!(
         "{name}: {hits} hits while the writers ran ({concurrent:?}), final checks in {:?}",

@@ -26,7 +26,7 @@
 
 use std::cmp::Ordering;
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -80,7 +80,7 @@ impl JoinPlan {
             .collect();
         let (schema, table) = &self.names[i];
         format!(
-            "SELECT {} FROM {}.{} WHERE {} LIMIT {}",
+            "SELECT {} FROM ONLY {}.{} WHERE {} LIMIT {}",
             columns.join(", "),
             quote_ident(schema),
             quote_ident(table),
@@ -109,19 +109,19 @@ pub struct Row {
 /// Reads a joined entry's rows: the queries to run in one snapshot, in
 /// order, and what their rows mean.
 #[derive(Debug)]
-pub struct Gather<'p> {
-    plan: &'p JoinPlan,
+pub struct Gather {
+    plan: JoinPlan,
     rows: Vec<Vec<Row>>,
     complete: Vec<HashSet<i64>>,
     /// Queries answered: the driving table's, then one per edge.
     step: usize,
 }
 
-impl<'p> Gather<'p> {
-    pub fn new(plan: &'p JoinPlan) -> Gather<'p> {
+impl Gather {
+    pub fn new(plan: &JoinPlan) -> Gather {
         let n = plan.spec.tables.len();
         Gather {
-            plan,
+            plan: plan.clone(),
             rows: vec![Vec::new(); n],
             complete: vec![HashSet::new(); n],
             step: 0,
@@ -183,6 +183,11 @@ impl<'p> Gather<'p> {
             let values = self.values(&edge);
             self.complete[i].extend(values);
         }
+        // The query stops past the bound: a read that reached it may have
+        // left out rows the filter accepts.
+        if rows.len() > MAX_JOIN_ROWS {
+            return None;
+        }
         let table = &spec.tables[i];
         let filter = self.plan.filters.get(i)?;
         let positions = filter.positions(&table.columns);
@@ -218,15 +223,30 @@ struct State {
     complete: Vec<HashSet<i64>>,
     /// Rows changed since the reply was last built.
     dirty: bool,
+    /// Until its rows are read: the changes applied meanwhile, replayed
+    /// on them ([`Joined::fill`]).
+    pending: Option<Pending>,
+    /// Names of rows held since [`Joined::take_added`].
+    added: Vec<(Oid, u64)>,
 }
+
+#[derive(Debug, Default)]
+struct Pending {
+    batches: Vec<NewRows>,
+    changes: usize,
+}
+
+/// Most changes kept for an entry whose rows are being read.
+const MAX_PENDING_CHANGES: usize = 4096;
 
 /// A joined entry's state, shared by its cache entry and the stream.
 #[derive(Debug)]
 pub struct Joined {
     /// Names the generation slot that drops the entry.
     pub id: u64,
-    /// The stream's commit count when its rows began to be read.
-    pub begin: u64,
+    /// The stream's commit count once it was registered
+    /// ([`Self::set_begin`]; `u64::MAX` before).
+    begin: AtomicU64,
     plan: JoinPlan,
     statement: Bytes,
     description: Bytes,
@@ -234,48 +254,125 @@ pub struct Joined {
     state: Mutex<State>,
     current: RwLock<CapturedResult>,
     dead: AtomicBool,
+    /// Indexed under its names ([`super::ResultCache::activate_joined`]):
+    /// until then, routed every change of its tables.
+    active: AtomicBool,
 }
 
 impl Joined {
-    /// A joined entry from the rows `gather` read, replying as `result`
-    /// (the statement's captured reply: its descriptions are kept) would.
-    /// `None` when the rows do not give a reply this can build (an order
-    /// that is not strict, too many rows).
-    pub fn new(
-        gather: Gather<'_>,
-        result: &CapturedResult,
-        begin: u64,
-        max_len: usize,
-    ) -> Option<Joined> {
-        if !gather.done() {
-            return None;
-        }
-        let plan = gather.plan.clone();
-        let joined = Joined {
+    /// A joined entry for `plan` whose rows are still to be read
+    /// ([`Self::fill`]), replying as `result` (the statement's captured
+    /// reply: its descriptions are kept) would. Until then every change
+    /// of its tables applied to it is kept, to be replayed.
+    pub fn pending(plan: JoinPlan, result: &CapturedResult, max_len: usize) -> Joined {
+        let n = plan.spec.tables.len();
+        Joined {
             id: plan.id,
-            begin,
+            begin: AtomicU64::new(u64::MAX),
             statement: Bytes::copy_from_slice(result.statement_description().unwrap_or_default()),
             description: Bytes::copy_from_slice(result.row_description().unwrap_or_default()),
             plan,
             max_len,
             state: Mutex::new(State {
-                rows: gather.rows,
-                complete: gather.complete,
+                rows: vec![Vec::new(); n],
+                complete: vec![HashSet::new(); n],
                 dirty: false,
+                pending: Some(Pending::default()),
+                added: Vec::new(),
             }),
             current: RwLock::new(result.clone()),
             dead: AtomicBool::new(false),
-        };
-        let reply = {
-            let state = joined.lock();
-            joined.check(&state).ok()?;
-            joined.build(&state.rows).ok()?
-        };
-        if reply.len() > max_len {
-            return None;
+            active: AtomicBool::new(false),
         }
-        *joined.current.write().unwrap_or_else(|p| p.into_inner()) = reply;
+    }
+
+    /// Whether it is indexed under its names.
+    pub fn active(&self) -> bool {
+        self.active.load(AtomicOrdering::Acquire)
+    }
+
+    /// It is indexed under its names (the registry's lock held).
+    pub fn set_active(&self) {
+        self.active.store(true, AtomicOrdering::Release);
+    }
+
+    /// A joined entry from the rows `gather` read (no change since).
+    /// `None` when the rows do not give a reply this can build.
+    pub fn new(
+        gather: Gather,
+        result: &CapturedResult,
+        begin: u64,
+        max_len: usize,
+    ) -> Option<Joined> {
+        let joined = Joined::pending(gather.plan.clone(), result, max_len);
+        joined.set_begin(begin);
+        joined.fill(gather).ok()?;
         Some(joined)
+    }
+
+    /// The stream's commit count, read once it was registered.
+    pub fn set_begin(&self, begin: u64) {
+        self.begin.store(begin, AtomicOrdering::Release);
+    }
+
+    pub fn begin(&self) -> u64 {
+        self.begin.load(AtomicOrdering::Acquire)
+    }
+
+    /// Whether its rows are still to be read.
+    pub fn is_pending(&self) -> bool {
+        self.lock().pending.is_some()
+    }
+
+    /// Take the rows `gather` read, replay the changes applied since it was
+    /// registered, check and build the reply. After an error the entry
+    /// must be dropped.
+    pub fn fill(&self, gather: Gather) -> Result<(), Lost> {
+        if !gather.done() {
+            return Err(Lost::Unreadable);
+        }
+        let mut state = self.lock();
+        let pending = state.pending.take().unwrap_or_default();
+        state.rows = gather.rows;
+        state.complete = gather.complete;
+        for batch in &pending.batches {
+            self.apply_to(&mut state, batch)?;
+        }
+        state.dirty = false;
+        state.added.clear();
+        self.check(&state)?;
+        // The reply's shape is the captured one's.
+        let fields = self
+            .description
+            .get(5..7)
+            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])));
+        if fields != Some(self.plan.spec.outputs.len()) {
+            return Err(Lost::Columns);
+        }
+        let reply = self.build(&state.rows)?;
+        if reply.len() > self.max_len {
+            return Err(Lost::Size);
+        }
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = reply;
+        Ok(())
+    }
+
+    /// Keep `batch` for replay if the rows are still to be read (a commit
+    /// seen finished only now may not be in the snapshot they are read
+    /// in). Whether it was kept.
+    pub fn defer(&self, batch: &NewRows) -> Result<bool, Lost> {
+        let mut state = self.lock();
+        match &mut state.pending {
+            Some(p) => {
+                p.changes += batch.changes.len();
+                if p.changes > MAX_PENDING_CHANGES {
+                    return Err(Lost::Size);
+                }
+                p.batches.push(batch.clone());
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -300,6 +397,17 @@ impl Joined {
         self.dead.store(true, AtomicOrdering::Release);
     }
 
+    /// Bytes of the values held (besides its reply).
+    pub fn held_bytes(&self) -> usize {
+        held_bytes(&self.lock().rows)
+    }
+
+    /// The names of rows it started holding since the last call, per
+    /// table (see [`Self::names`]).
+    pub fn take_added(&self) -> Vec<(Oid, u64)> {
+        std::mem::take(&mut self.lock().added)
+    }
+
     /// Rows held, all tables together.
     pub fn rows(&self) -> usize {
         self.lock().rows.iter().map(Vec::len).sum()
@@ -312,6 +420,9 @@ impl Joined {
         let state = self.lock();
         let spec = &self.plan.spec;
         let mut out = Vec::new();
+        if state.pending.is_some() {
+            return out;
+        }
         for (i, t) in spec.tables.iter().enumerate() {
             if t.oid != table {
                 continue;
@@ -336,7 +447,7 @@ impl Joined {
     /// Whether `batch` may change it: a change that does not name its
     /// rows' keys, or one carrying one of its [`Self::names`].
     pub fn touched_by(&self, batch: &NewRows) -> bool {
-        if self.dead() {
+        if self.dead() || self.is_pending() {
             return false;
         }
         let names: HashSet<u64> = self.names(batch.table).into_iter().collect();
@@ -350,15 +461,21 @@ impl Joined {
     /// [`Self::finish`] once the commit's every table is applied. After an
     /// error the entry must be dropped.
     pub fn apply(&self, batch: &NewRows) -> Result<(), Lost> {
-        if self.dead() {
+        if self.dead() || self.defer(batch)? {
             return Ok(());
         }
         let mut state = self.lock();
+        self.apply_to(&mut state, batch)
+    }
+
+    fn apply_to(&self, state: &mut State, batch: &NewRows) -> Result<(), Lost> {
         let State {
             rows,
             complete,
             dirty,
-        } = &mut *state;
+            added,
+            ..
+        } = state;
         let spec = &self.plan.spec;
         for (i, table) in spec.tables.iter().enumerate() {
             if table.oid != batch.table {
@@ -434,6 +551,10 @@ impl Joined {
                         _ => continue,
                     }
                 }
+                // A row held again under its key is indexed already.
+                if prior.as_ref().is_none_or(|p| p.key != key) {
+                    added.push((table.oid, row_hash(table.oid, &key)));
+                }
                 rows[i].push(Row { key, values });
                 *dirty = true;
             }
@@ -448,7 +569,7 @@ impl Joined {
             return Ok(false);
         }
         let mut state = self.lock();
-        if !state.dirty {
+        if !state.dirty || state.pending.is_some() {
             return Ok(false);
         }
         state.dirty = false;
@@ -464,7 +585,9 @@ impl Joined {
     /// Every value a parent row names is complete in its child; the rows
     /// are within bounds.
     fn check(&self, state: &State) -> Result<(), Lost> {
-        if state.rows.iter().map(Vec::len).sum::<usize>() > MAX_JOIN_ROWS {
+        if state.rows.iter().map(Vec::len).sum::<usize>() > MAX_JOIN_ROWS
+            || held_bytes(&state.rows) > self.max_len
+        {
             return Err(Lost::Size);
         }
         for edge in &self.plan.spec.edges {
@@ -587,6 +710,15 @@ impl Joined {
         }
         Ordering::Equal
     }
+}
+
+/// Bytes of the values held.
+fn held_bytes(rows: &[Vec<Row>]) -> usize {
+    rows.iter()
+        .flatten()
+        .flat_map(|r| &r.values)
+        .map(|v| 16 + v.as_ref().map_or(0, Bytes::len))
+        .sum()
 }
 
 /// Column `j` of held values as a filter reads it.

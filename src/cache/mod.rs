@@ -428,6 +428,9 @@ pub struct ResultCache {
     generations: Generations,
     counters: Arc<Counters>,
     sightings: Cache<u64, u32>,
+    /// Hashes of keys whose entries a change dropped lately: a join
+    /// captured again is kept in place (ADR 018).
+    dropped: Cache<u64, ()>,
     grants: Cache<(Arc<str>, u64), Instant>,
     populating: Mutex<HashSet<Key>>,
     statements: Cache<Key, u64>,
@@ -522,6 +525,7 @@ impl ResultCache {
             generations: Generations::new(),
             counters,
             sightings: Cache::new(65_536),
+            dropped: Cache::new(65_536),
             grants: Cache::new(65_536),
             populating: Mutex::new(HashSet::new()),
             statements: Cache::new(65_536),
@@ -667,6 +671,7 @@ impl ResultCache {
         if self.generations.fresh(&entry.deps) {
             return Some(entry);
         }
+        self.dropped.insert(fnv(&[key.0]), ());
         self.remove(&key);
         None
     }
@@ -734,7 +739,9 @@ impl ResultCache {
         // After the generations: a commit counted later bumped its slots
         // later (`next_commit`).
         let begin = self.commits.load(Ordering::Acquire);
+        let again = self.dropped.get(&fnv(&[key.as_bytes()])).is_some();
         Some(Capture {
+            again,
             key,
             deps: generations,
             depends,
@@ -758,6 +765,10 @@ impl ResultCache {
         let mut entry = Entry::new(shape, result, capture.deps, capture.key.as_bytes().len());
         entry.filter = capture.filter;
         entry.live = capture.live;
+        if let Some(joined) = &capture.joined {
+            // Its rows are held besides the reply.
+            entry.weight += joined.held_bytes() as u64;
+        }
         entry.joined = capture.joined;
         if entry.weight > self.limits.max_result_size {
             return None;
@@ -835,9 +846,10 @@ impl ResultCache {
             return;
         }
         let counters = &self.counters;
-        self.entries.retain(|_, entry| {
+        self.entries.retain(|key, entry| {
             let keep = self.generations.fresh(&entry.deps);
             if !keep {
+                self.dropped.insert(fnv(&[key.as_bytes()]), ());
                 counters
                     .rows
                     .fetch_sub(entry.result.row_count as i64, Ordering::Relaxed);
@@ -936,11 +948,19 @@ pub struct Capture {
     begin: u64,
     live: Option<Arc<Live>>,
     joined: Option<Arc<Joined>>,
+    /// A change dropped this key's entry lately.
+    again: bool,
 }
 
 impl Capture {
     pub fn key(&self) -> &[u8] {
         self.key.as_bytes()
+    }
+
+    /// Whether a change dropped this key's entry lately (it is read and
+    /// written: worth keeping in place at a cost per capture).
+    pub fn again(&self) -> bool {
+        self.again
     }
 
     /// Whether `table` is the one dependency on every change to a table
@@ -1414,67 +1434,18 @@ impl ResultCache {
 }
 
 impl ResultCache {
-    /// Before reading a joined entry's rows: the generations of its
-    /// tables' slots, then the change stream's commit count (its `begin`,
-    /// as [`Self::begin_capture`] reads them).
-    pub fn join_started(&self, tables: &[Oid]) -> (Vec<(usize, u64)>, u64) {
-        let started = tables
-            .iter()
-            .map(|&t| {
-                let s = Generations::slot(t);
-                (s, self.generations.slots[s].load(Ordering::Acquire))
-            })
-            .collect();
-        (started, self.commits.load(Ordering::Acquire))
-    }
-
-    /// Make a capture's entry a joined one (ADR 018): its reply is from now
-    /// on [`Joined::current`], read from rows the proxy read after the
-    /// capture, kept by the change stream; it depends only on changes that
-    /// name no row, DDL, and its own slot. `started` is
-    /// [`Self::join_started`], read before those rows were: the entry is
-    /// registered, then each table's slot checked unchanged since, so
-    /// every commit applied later finds it registered, and any applied
-    /// before was visible to the rows read (or is replayed when seen
-    /// finished: `begin`). Returns whether it did.
-    pub fn narrow_joined(
-        &self,
-        capture: &mut Capture,
-        joined: Arc<Joined>,
-        started: &[(usize, u64)],
-    ) -> bool {
+    /// Register a joined entry whose rows are still to be read
+    /// ([`Joined::pending`]): from now on every change of its tables is
+    /// applied to it (kept, then replayed on its rows). Then its `begin` is
+    /// read (a commit counted before may have been applied before it was
+    /// registered: replayed when seen finished, ADR 017). Returns the
+    /// generations its entry will depend on (its tables' coarse slots and
+    /// its own), read now, before its rows are: `None` when the registry is
+    /// full.
+    pub fn register_joined(&self, joined: &Arc<Joined>) -> Option<Vec<(usize, u64)>> {
         let tables = joined.tables();
-        if !self.register_joined(&joined, &tables) {
-            return false;
-        }
-        let mut slots: Vec<(usize, u64)> = tables
-            .iter()
-            .map(|&t| COARSE_BASE + Generations::slot(t))
-            .chain([Generations::row_slot(joined.id)])
-            .map(|s| (s, self.generations.slots[s].load(Ordering::Acquire)))
-            .collect();
-        if started
-            .iter()
-            .any(|&(s, g)| self.generations.slots[s].load(Ordering::Acquire) != g)
-        {
-            joined.kill();
-            return false;
-        }
-        slots.sort_unstable();
-        slots.dedup_by_key(|&mut (s, _)| s);
-        capture.deps.tables = slots.into_boxed_slice();
-        capture.depends = tables.iter().map(|&t| Depend::Coarse(t)).collect();
-        capture.depends.push(Depend::Row(tables[0], joined.id));
-        capture.filter = None;
-        capture.live = None;
-        capture.joined = Some(joined);
-        true
-    }
-
-    /// Register a joined entry under each of its tables and names.
-    fn register_joined(&self, joined: &Arc<Joined>, tables: &[Oid]) -> bool {
         let mut joins = self.joins.lock().unwrap_or_else(|p| p.into_inner());
-        for &table in tables {
+        for &table in &tables {
             let t = joins.entry(table).or_default();
             if t.all.len() >= MAX_LIVES_PER_TABLE {
                 t.refused += 1;
@@ -1482,19 +1453,53 @@ impl ResultCache {
                     t.prune(table);
                 }
                 if t.all.len() >= MAX_LIVES_PER_TABLE {
-                    return false;
+                    return None;
                 }
             }
         }
-        for &table in tables {
+        for &table in &tables {
             let t = joins.entry(table).or_default();
-            t.newest = t.newest.max(joined.begin);
             t.all.push(Arc::downgrade(joined));
-            for name in joined.names(table) {
-                t.add(name, joined);
-            }
+            t.pending.push(Arc::downgrade(joined));
         }
-        true
+        let begin = self.commits.load(Ordering::Acquire);
+        joined.set_begin(begin);
+        for &table in &tables {
+            let t = joins.entry(table).or_default();
+            t.newest = t.newest.max(begin);
+        }
+        drop(joins);
+        let mut slots: Vec<(usize, u64)> = tables
+            .iter()
+            .map(|&t| COARSE_BASE + Generations::slot(t))
+            .chain([Generations::row_slot(joined.id)])
+            .map(|s| (s, self.generations.slots[s].load(Ordering::Acquire)))
+            .collect();
+        slots.sort_unstable();
+        slots.dedup_by_key(|&mut (s, _)| s);
+        Some(slots)
+    }
+
+    /// Make a capture's entry a joined one (ADR 018) once its rows are read
+    /// ([`Joined::fill`]) and indexed ([`Self::reindex_joined`]): its
+    /// reply is from now on [`Joined::current`]; it depends only on
+    /// changes that name no row, DDL, and its own slot, at the generations
+    /// [`Self::register_joined`] read.
+    pub fn narrow_joined(
+        &self,
+        capture: &mut Capture,
+        joined: Arc<Joined>,
+        slots: Vec<(usize, u64)>,
+    ) {
+        let tables = joined.tables();
+        capture.deps.tables = slots.into_boxed_slice();
+        capture.depends = tables.iter().map(|&t| Depend::Coarse(t)).collect();
+        capture
+            .depends
+            .extend(tables.first().map(|&t| Depend::Row(t, joined.id)));
+        capture.filter = None;
+        capture.live = None;
+        capture.joined = Some(joined);
     }
 
     /// The joined entries a change of `batch` may concern: those it names
@@ -1513,14 +1518,18 @@ impl ResultCache {
         if batch.changes.iter().any(|c| !c.keyed) {
             return t.all.iter().filter_map(alive).collect();
         }
-        let mut out: Vec<Arc<Joined>> = Vec::new();
+        // Entries not yet indexed (their rows being read) take every change.
+        t.pending
+            .retain(|w| w.upgrade().is_some_and(|j| !j.dead() && !j.active()));
+        let mut out: Vec<Arc<Joined>> = t.pending.iter().filter_map(alive).collect();
+        let mut seen: HashSet<*const Joined> = out.iter().map(Arc::as_ptr).collect();
         for change in &batch.changes {
             for name in &change.names {
                 let Some(bucket) = t.by_name.get(name) else {
                     continue;
                 };
                 for j in bucket.iter().filter_map(alive) {
-                    if !out.iter().any(|o| Arc::ptr_eq(o, &j)) {
+                    if seen.insert(Arc::as_ptr(&j)) {
                         out.push(j);
                     }
                 }
@@ -1529,9 +1538,8 @@ impl ResultCache {
         out
     }
 
-    /// Index a joined entry under its names as they are now (names it no
-    /// longer has stay until the index is pruned: a superset).
-    pub fn reindex_joined(&self, joined: &Arc<Joined>) {
+    /// Index a joined entry whose rows were just read under its names.
+    pub fn activate_joined(&self, joined: &Arc<Joined>) {
         let tables = joined.tables();
         let mut joins = self.joins.lock().unwrap_or_else(|p| p.into_inner());
         for table in tables {
@@ -1539,6 +1547,22 @@ impl ResultCache {
                 for name in joined.names(table) {
                     t.add(name, joined);
                 }
+            }
+        }
+        joined.set_active();
+    }
+
+    /// Index a joined entry under the rows it started holding (names it no
+    /// longer has stay until the index is pruned: a superset).
+    pub fn reindex_joined(&self, joined: &Arc<Joined>) {
+        let added = joined.take_added();
+        if added.is_empty() {
+            return;
+        }
+        let mut joins = self.joins.lock().unwrap_or_else(|p| p.into_inner());
+        for (table, name) in added {
+            if let Some(t) = joins.get_mut(&table) {
+                t.add(name, joined);
             }
         }
     }
@@ -1556,7 +1580,7 @@ impl ResultCache {
         t.all
             .iter()
             .filter_map(Weak::upgrade)
-            .filter(|j| j.begin >= seq && !j.dead())
+            .filter(|j| j.begin() >= seq && !j.dead())
             .collect()
     }
 
@@ -1574,6 +1598,8 @@ struct TableJoins {
     all: Vec<Weak<Joined>>,
     /// Each entry under its names for this table ([`Joined::names`]).
     by_name: HashMap<u64, Vec<Weak<Joined>>>,
+    /// Entries whose rows are being read ([`Joined::pending`]).
+    pending: Vec<Weak<Joined>>,
     routed: u64,
     refused: u64,
     /// The latest `begin` of an entry registered.
@@ -1581,19 +1607,20 @@ struct TableJoins {
 }
 
 impl TableJoins {
+    /// Index `joined` under `name` (an entry may be listed twice under a
+    /// name until the next prune; routing removes duplicates).
     fn add(&mut self, name: u64, joined: &Arc<Joined>) {
-        let bucket = self.by_name.entry(name).or_default();
-        if !bucket
-            .iter()
-            .any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(joined)))
-        {
-            bucket.push(Arc::downgrade(joined));
-        }
+        self.by_name
+            .entry(name)
+            .or_default()
+            .push(Arc::downgrade(joined));
     }
 
     /// Forget dropped entries, and the names entries no longer have.
     fn prune(&mut self, table: Oid) {
         self.all.retain(|w| w.upgrade().is_some_and(|j| !j.dead()));
+        self.pending
+            .retain(|w| w.upgrade().is_some_and(|j| !j.dead() && !j.active()));
         self.by_name.clear();
         let alive: Vec<Arc<Joined>> = self.all.iter().filter_map(Weak::upgrade).collect();
         for joined in &alive {

@@ -570,3 +570,33 @@ fn a_filter_narrows_a_table_dependency_to_its_rows_and_matching_new_rows() {
         "a refused filter is not kept"
     );
 }
+
+/// A capture knows whether a change dropped its key's entry lately (found
+/// stale by a read or by a sweep): joins are kept in place only then.
+#[test]
+fn captures_know_when_a_change_dropped_their_entry() {
+    let cache = ResultCache::new(limits(1 << 20));
+    let first = cache.begin_capture(b"a", &[Oid(1)], None).unwrap();
+    assert!(!first.again());
+    cache.finish_capture(first, 7, result(1, 10)).unwrap();
+    fill(&cache, b"b", &[Oid(1)], 1);
+    fill(&cache, b"c", &[Oid(2)], 1);
+    cache.invalidate(&Written {
+        tables: vec![Oid(1)],
+        all: false,
+    });
+    // Found stale by a read.
+    assert!(cache.get(KeyRef(b"a")).is_none());
+    // Swept.
+    cache.sweep();
+    for (key, again) in [
+        (&b"a"[..], true),
+        (b"b", true),
+        (b"c", false),
+        (b"d", false),
+    ] {
+        let capture = cache.begin_capture(key, &[Oid(1)], None).unwrap();
+        assert_eq!(capture.again(), again, "{key:?}");
+        cache.abandon_capture(capture);
+    }
+}

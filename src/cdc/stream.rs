@@ -328,6 +328,15 @@ impl Shared {
             let joins = self.cache().joined_since(batch.table, seq);
             let busy = joined_work(batch, &joins) > MAX_FILTER_TESTS;
             for joined in joins {
+                // Still reading its rows: replayed on them.
+                match joined.defer(batch) {
+                    Ok(true) => continue,
+                    Ok(false) => {}
+                    Err(lost) => {
+                        self.drop_joined(&joined, lost.label());
+                        continue;
+                    }
+                }
                 if busy || joined.touched_by(batch) {
                     self.drop_joined(&joined, "unseen");
                 }

@@ -1984,11 +1984,17 @@ impl SessionCache {
         } else {
             None
         };
+        // A join is kept in place once a change dropped its entry: reading
+        // its rows costs the origin a few statements per capture, which
+        // entries never written (most of a long tail) do not repay.
+        let join = named
+            .join
+            .filter(|_| capture.as_ref().is_some_and(Capture::again));
         self.watch = Some(Watch {
             shape: shape.fingerprint,
             capture: capture.map(|c| (c, BytesMut::with_capacity(512))),
             lookups: named.lookups,
-            join: named.join,
+            join,
             members: named.members,
             filter: named.filter,
             formats,

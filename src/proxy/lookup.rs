@@ -70,7 +70,7 @@ pub(crate) async fn run(
     let mut client: Option<Arc<tokio_postgres::Client>> = None;
     // Joined entries' rows are read in a transaction of their own: not on
     // the connection whose reads are pipelined.
-    let mut join_client: Option<tokio_postgres::Client> = None;
+    let mut join_client: Option<Arc<tokio_postgres::Client>> = None;
     let mut batch: Vec<Job> = Vec::with_capacity(BATCH);
     while jobs.recv_many(&mut batch, BATCH).await > 0 {
         if client.as_ref().is_none_or(|c| c.is_closed()) {
@@ -123,25 +123,30 @@ pub(crate) async fn run(
         if lost {
             client = None;
         }
-        for job in &mut batch {
-            let Some(plan) = job.join.take() else {
-                continue;
-            };
+        let plans: Vec<(usize, JoinPlan)> = batch
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(k, job)| job.join.take().map(|plan| (k, plan)))
+            .collect();
+        if !plans.is_empty() {
             if join_client.as_ref().is_none_or(|c| c.is_closed()) {
-                join_client = connect(&origin).await;
+                join_client = connect(&origin).await.map(Arc::new);
             }
-            let result = match &join_client {
-                Some(c) => match tokio::time::timeout(TIMEOUT, join(&rt, c, job, &plan)).await {
-                    Ok(Ok(result)) => result,
-                    Ok(Err(Failure::Value)) => "failed",
-                    Ok(Err(Failure::Connection)) | Err(_) => {
-                        join_client = None;
-                        "failed"
+            let lost = match &join_client {
+                Some(c) => {
+                    let joins = joins(&rt, c, &mut batch, plans);
+                    tokio::time::timeout(TIMEOUT, joins).await.unwrap_or(true)
+                }
+                None => {
+                    for _ in &plans {
+                        rt.join_done("failed");
                     }
-                },
-                None => "failed",
+                    false
+                }
             };
-            rt.join_done(result);
+            if lost {
+                join_client = None;
+            }
         }
         for job in batch.drain(..) {
             rt.store(job.capture, job.shape, job.result);
@@ -149,53 +154,119 @@ pub(crate) async fn run(
     }
 }
 
-/// Read the rows of `plan`'s tables in one snapshot and make `job`'s entry
-/// a joined one (ADR 018). Returns the `cache_joins` result.
-async fn join(
+/// A joined entry whose rows are being read: its job's index, the entry,
+/// the generations it is to depend on, what reads its rows (`None` once
+/// they cannot be kept).
+type Reading = (usize, Arc<Joined>, Vec<(usize, u64)>, Option<Gather>);
+
+/// Read the rows of every `plans`' tables in one snapshot (the queries of
+/// each level pipelined) and make their jobs' entries joined ones (ADR 018).
+/// Returns whether the connection is to be given up.
+async fn joins(
     rt: &CacheRuntime,
-    client: &tokio_postgres::Client,
-    job: &mut Job,
-    plan: &JoinPlan,
-) -> Result<&'static str, Failure> {
-    let mut gather = Gather::new(plan);
-    if gather.next_sql().is_none() {
-        return Ok("refused");
-    }
-    // The generations first: a change applied after them is either seen by
-    // the snapshot below or applied to the registered entry.
-    let (started, begin) = rt.cache.join_started(&plan.tables());
-    simple(client, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").await?;
-    let mut kept = true;
-    while let Some(sql) = gather.next_sql() {
-        let rows = match simple(client, &sql).await {
-            Ok(messages) => rows_of(&messages),
-            Err(e) => {
-                let _ = client.simple_query("ROLLBACK").await;
-                return Err(e);
-            }
+    client: &Arc<tokio_postgres::Client>,
+    batch: &mut [Job],
+    plans: Vec<(usize, JoinPlan)>,
+) -> bool {
+    // Registered first: from now on every change of their tables is kept
+    // for them, and replayed on the rows read below.
+    let mut work: Vec<Reading> = Vec::new();
+    for (k, plan) in plans {
+        let gather = Gather::new(&plan);
+        if gather.next_sql().is_none() {
+            rt.join_done("refused");
+            continue;
+        }
+        let Some(job) = batch.get(k) else {
+            continue;
         };
-        if gather.take(rows).is_none() {
-            kept = false;
-            break;
+        let joined = Arc::new(Joined::pending(
+            plan,
+            &job.result,
+            rt.max_join_len(&job.result),
+        ));
+        match rt.cache.register_joined(&joined) {
+            Some(slots) => work.push((k, joined, slots, Some(gather))),
+            None => rt.join_done("full"),
         }
     }
-    simple(client, if kept { "COMMIT" } else { "ROLLBACK" }).await?;
-    if !kept {
-        return Ok("refused");
+    if work.is_empty() {
+        return false;
     }
-    let Some(joined) = Joined::new(gather, &job.result, begin, rt.max_join_len(&job.result)) else {
-        return Ok("refused");
-    };
-    Ok(
-        if rt
-            .cache
-            .narrow_joined(&mut job.capture, Arc::new(joined), &started)
-        {
-            "joined"
-        } else {
-            "changed"
-        },
-    )
+    let read = read_rows(client, &mut work).await;
+    let mut lost = false;
+    for (k, joined, slots, gather) in work {
+        let filled = match (&read, gather) {
+            (Ok(()), Some(gather)) => joined.fill(gather).map_err(|_| "refused"),
+            (Ok(()), None) => Err("refused"),
+            (Err(Failure::Value), _) => Err("failed"),
+            (Err(Failure::Connection), _) => {
+                lost = true;
+                Err("failed")
+            }
+        };
+        let result = match (filled, batch.get_mut(k)) {
+            (Ok(()), Some(job)) => {
+                rt.cache.activate_joined(&joined);
+                rt.cache.narrow_joined(&mut job.capture, joined, slots);
+                "joined"
+            }
+            (filled, _) => {
+                // Not stored as joined: nothing is to follow it.
+                joined.kill();
+                filled.err().unwrap_or("failed")
+            }
+        };
+        rt.join_done(result);
+    }
+    lost
+}
+
+/// Run each gather's queries in one `REPEATABLE READ` transaction, level by
+/// level, the queries of a level pipelined. A gather whose rows cannot be
+/// kept is set to `None`.
+async fn read_rows(
+    client: &Arc<tokio_postgres::Client>,
+    work: &mut [Reading],
+) -> Result<(), Failure> {
+    simple(client, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").await?;
+    loop {
+        let mut reads = tokio::task::JoinSet::new();
+        for (i, (_, _, _, gather)) in work.iter().enumerate() {
+            if let Some(sql) = gather.as_ref().and_then(Gather::next_sql) {
+                let c = Arc::clone(client);
+                reads.spawn(async move { (i, simple(&c, &sql).await) });
+            }
+        }
+        if reads.is_empty() {
+            break;
+        }
+        let mut failed = None;
+        while let Some(done) = reads.join_next().await {
+            let Ok((i, read)) = done else {
+                failed = Some(Failure::Connection);
+                continue;
+            };
+            match read {
+                Ok(messages) => {
+                    if let Some(slot) = work.get_mut(i).map(|w| &mut w.3)
+                        && slot
+                            .as_mut()
+                            .is_some_and(|g| g.take(rows_of(&messages)).is_none())
+                    {
+                        *slot = None;
+                    }
+                }
+                Err(e) => failed = Some(e),
+            }
+        }
+        if let Some(e) = failed {
+            let _ = client.simple_query("ROLLBACK").await;
+            return Err(e);
+        }
+    }
+    simple(client, "COMMIT").await?;
+    Ok(())
 }
 
 async fn simple(
@@ -300,7 +371,7 @@ pub(crate) fn lookup_sql(
         .map(|(c, v)| format!("{} OPERATOR(pg_catalog.=) ({v})", quote_ident(c)))
         .collect();
     format!(
-        "SELECT {} FROM {}.{} WHERE {}",
+        "SELECT {} FROM ONLY {}.{} WHERE {}",
         select.join(", "),
         quote_ident(schema),
         quote_ident(table),
@@ -321,7 +392,7 @@ mod tests {
                 &["author_id".to_owned()],
                 &[("id", -5)]
             ),
-            "SELECT \"author_id\" FROM \"public\".\"Articles\" WHERE \"id\" OPERATOR(pg_catalog.=) (-5)"
+            "SELECT \"author_id\" FROM ONLY \"public\".\"Articles\" WHERE \"id\" OPERATOR(pg_catalog.=) (-5)"
         );
         assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
         assert_eq!(
@@ -331,7 +402,7 @@ mod tests {
                 &["x".to_owned(), "y".to_owned()],
                 &[("a", 1), ("b", 2)]
             ),
-            "SELECT \"x\", \"y\" FROM \"s\".\"t\" WHERE \"a\" OPERATOR(pg_catalog.=) (1) AND \"b\" OPERATOR(pg_catalog.=) (2)"
+            "SELECT \"x\", \"y\" FROM ONLY \"s\".\"t\" WHERE \"a\" OPERATOR(pg_catalog.=) (1) AND \"b\" OPERATOR(pg_catalog.=) (2)"
         );
     }
 }

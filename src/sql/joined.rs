@@ -18,10 +18,10 @@
 //! - one table's filter has an integer anchor; every table is reached
 //!   from it by the equalities;
 //! - every output a plain column of a type in [`STABLE_TEXT_TYPES`];
-//! - `ORDER BY` integer columns including the primary key of every table
-//!   that may give more than one row to the result; none needed when every
-//!   table gives at most one (the driving table is anchored on its key and
-//!   each other table joined by its key);
+//! - `ORDER BY` integer columns that fix each result row: every table's
+//!   row is fixed by its key among them, by the anchor on its key, or by a
+//!   column of a fixed table equal to its key (`u.id = a.author_id` with
+//!   `a` fixed); none needed when the anchor alone fixes every table;
 //! - a `LIMIT` (a parameter after lifting) but no `OFFSET`, `DISTINCT`,
 //!   aggregates, `GROUP BY`, locking or subqueries;
 //! - every table's primary key integer, under the default replica
@@ -375,14 +375,40 @@ pub fn join_spec<'t>(
             },
         });
     }
-    for (i, t) in tables.iter().enumerate() {
-        let ordered = t
-            .key
-            .iter()
-            .all(|&k| order.iter().any(|o| o.table == i && o.column == k));
-        if !single[i] && !ordered {
-            return None;
+    // A total order: every table's row is fixed by the `ORDER BY` values
+    // (its key is in them), by the anchor (on its key), or by a fixed
+    // table's column equal to its key.
+    let mut fixed: Vec<bool> = tables
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            single[i]
+                || t.key
+                    .iter()
+                    .all(|&k| order.iter().any(|o| o.table == i && o.column == k))
+        })
+        .collect();
+    let equalities: Vec<((usize, usize), (usize, usize))> = edges
+        .iter()
+        .map(|e| ((e.parent, e.parent_column), (e.child, e.column)))
+        .chain(extra.iter().copied())
+        .collect();
+    loop {
+        let mut more = false;
+        for &(l, r) in &equalities {
+            for ((a, _), (b, bc)) in [(l, r), (r, l)] {
+                if fixed[a] && !fixed[b] && tables[b].key.as_slice() == [bc] {
+                    fixed[b] = true;
+                    more = true;
+                }
+            }
         }
+        if !more {
+            break;
+        }
+    }
+    if fixed.iter().any(|f| !f) {
+        return None;
     }
     let limit = match &query.limit {
         None => None,
