@@ -52,9 +52,9 @@ pub struct Metrics {
     /// `failed` (refused, unreadable or no connection), `queue_full`.
     pub cache_lookups: Family<LookupLabels, Counter>,
     /// Joined entries whose rows were read to keep them in place (ADR
-    /// 018), by result: `joined`, `changed` (a change to one of the tables
-    /// came first), `refused` (the rows do not give a result this can
-    /// keep), `failed` (refused by the origin, no connection).
+    /// 018), by result: `joined`, `refused` (the rows do not give a result
+    /// this can keep), `failed` (refused by the origin, no connection),
+    /// `full` (too many joined entries of a table), `queue_full`.
     pub cache_joins: Family<LookupLabels, Counter>,
     /// Entries evicted to stay within `cache.max_memory`.
     pub cache_evictions: Counter,
@@ -235,7 +235,7 @@ impl Metrics {
         registry.register(
             "cache_joins",
             "Joined entries whose rows were read to keep them in place, by result \
-             (joined, changed, refused, failed)",
+             (joined, refused, failed, full, queue_full)",
             m.cache_joins.clone(),
         );
         registry.register(

@@ -348,6 +348,26 @@ pub(crate) fn shapes(s: &str, pools: &Pools, rng: &mut Rng) -> Vec<Shape> {
             vec![int4(lo), int4(lo + r.between(10, 80))]
         }),
     );
+    // Joins kept in place (ADR 018): one row by key through a key join;
+    // a parent's children in key order, cut.
+    add(
+        "join_big_int_key",
+        Kind::Plain,
+        format!(
+            "SELECT b.id, b.v, i.s, i.grp FROM {s}.t_big b JOIN {s}.t_int i ON i.id = b.int_id \
+             WHERE b.id = $1"
+        ),
+        sets(rng, |r| vec![big_key(r)]),
+    );
+    add(
+        "join_fk_children",
+        Kind::Plain,
+        format!(
+            "SELECT p.id, c.id, c.v FROM {s}.t_fk_parent p JOIN {s}.t_fk_child c \
+             ON c.parent_id = p.id WHERE p.id = $1 ORDER BY c.id DESC LIMIT 3"
+        ),
+        sets(rng, |r| vec![int4(r.between(1, FK_PARENTS))]),
+    );
     add(
         "join3_where",
         Kind::Plain,
