@@ -1416,9 +1416,10 @@ async fn pages_of_one_group_follow_rows_moving_between_groups() {
     same(four).await;
 }
 
-/// Joins are kept in place too (ADR 018): a change to any of their tables
-/// is applied to the rows held for it and the result joined again. An
-/// article moving to an author whose row is not held drops the entry.
+/// Joins are kept in place too (ADR 018), once a change dropped their
+/// entry: a change to any of their tables is applied to the rows held for
+/// it and the result joined again. An article moving to an author whose
+/// row is not held drops the entry.
 #[tokio::test]
 async fn joins_follow_changes_to_every_side_in_place() {
     setup(
@@ -1440,7 +1441,24 @@ async fn joins_follow_changes_to_every_side_in_place() {
     let votes = "SELECT a.title, v.id, v.value FROM jl_articles a \
                  JOIN jl_votes v ON v.article_id = a.id WHERE a.id = 3 \
                  ORDER BY v.id DESC LIMIT 4";
+    // Author 4's articles (3, 8, 13, 18): a rename changes every row.
+    let by_author = "SELECT a.id, a.title, u.name FROM jl_articles a \
+                     JOIN jl_authors u ON u.id = a.author_id WHERE a.author_id = 4 \
+                     ORDER BY a.id";
     let same = async |sql: &str| same_rows(&client, &direct, sql).await;
+    // Captured, then dropped by a change: a join is kept in place from
+    // its next capture on.
+    for sql in [author, votes, by_author] {
+        warm(&proxy, &client, sql).await;
+    }
+    direct
+        .batch_execute(
+            "UPDATE jl_authors SET name = 'first' WHERE id = 4; \
+             UPDATE jl_articles SET title = 'first' WHERE id = 3",
+        )
+        .await
+        .unwrap();
+    caught_up(&proxy, &direct).await;
     let updated = proxy.metrics.cdc_entries_updated.get();
     outlive_other_rows(
         &proxy,
@@ -1448,6 +1466,7 @@ async fn joins_follow_changes_to_every_side_in_place() {
         async || {
             warm(&proxy, &client, author).await;
             warm(&proxy, &client, votes).await;
+            warm(&proxy, &client, by_author).await;
         },
         // Every side changes: the author is renamed, the article retitled,
         // a vote arrives, the oldest goes, another article gets a vote.
@@ -1465,23 +1484,24 @@ async fn joins_follow_changes_to_every_side_in_place() {
         async || {
             same(author).await;
             same(votes).await;
+            same(by_author).await;
         },
-        2,
+        3,
     )
     .await;
     assert!(
-        proxy.metrics.cdc_entries_updated.get() >= updated + 2,
-        "both joins were updated in place"
+        proxy.metrics.cdc_entries_updated.get() >= updated + 3,
+        "the joins were updated in place"
     );
     let joined = proxy
         .metrics
         .cache_joins
         .get_or_create(&pgcache::admin::LookupLabels { result: "joined" })
         .get();
-    assert!(joined >= 2, "both joins were kept in place ({joined})");
+    assert!(joined >= 3, "the joins were kept in place ({joined})");
     // A vote moves to the article from another one; the article moves to
-    // an author held by no entry: the author join goes, the next read is
-    // the origin's.
+    // an author held by no entry: the author join goes (the next read is
+    // the origin's), the article leaves author 4's list.
     direct
         .batch_execute(
             "UPDATE jl_votes SET article_id = 3 WHERE id = 5; \
@@ -1492,4 +1512,5 @@ async fn joins_follow_changes_to_every_side_in_place() {
     caught_up(&proxy, &direct).await;
     same(author).await;
     same(votes).await;
+    same(by_author).await;
 }
