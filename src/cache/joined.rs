@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::live::{Lost, data_row};
+use super::live::{Lost, compare_by, data_row, select_complete};
 use super::response::CapturedResult;
 use super::{row_hash, value_hash};
 use crate::catalog::Oid;
@@ -677,12 +677,7 @@ impl Joined {
                 .collect();
             out.put_slice(&data_row(&values));
         }
-        let tag = format!("SELECT {}", keyed.len());
-        let mut complete = BytesMut::with_capacity(tag.len() + 6);
-        complete.put_u8(b'C');
-        complete.put_u32((tag.len() + 5) as u32);
-        complete.put_slice(tag.as_bytes());
-        complete.put_u8(0);
+        let complete = select_complete(keyed.len());
         Ok(CapturedResult::with_statement(
             &self.statement,
             (!self.description.is_empty()).then_some(&self.description[..]),
@@ -694,21 +689,15 @@ impl Joined {
 
     /// Order of two combinations' sort values under `ORDER BY`.
     fn compare(&self, a: &[Option<i64>], b: &[Option<i64>]) -> Ordering {
-        for (k, (x, y)) in self.plan.spec.order.iter().zip(a.iter().zip(b)) {
-            let o = match (x, y) {
-                (None, None) => Ordering::Equal,
-                (None, Some(_)) if k.nulls_first => Ordering::Less,
-                (None, Some(_)) => Ordering::Greater,
-                (Some(_), None) if k.nulls_first => Ordering::Greater,
-                (Some(_), None) => Ordering::Less,
-                (Some(x), Some(y)) if k.descending => y.cmp(x),
-                (Some(x), Some(y)) => x.cmp(y),
-            };
-            if o != Ordering::Equal {
-                return o;
-            }
-        }
-        Ordering::Equal
+        compare_by(
+            self.plan
+                .spec
+                .order
+                .iter()
+                .map(|k| (k.descending, k.nulls_first)),
+            a,
+            b,
+        )
     }
 }
 

@@ -548,12 +548,7 @@ impl Live {
         for h in held {
             rows.put_slice(&h.row);
         }
-        let tag = format!("SELECT {}", held.len());
-        let mut complete = BytesMut::with_capacity(tag.len() + 6);
-        complete.put_u8(b'C');
-        complete.put_u32((tag.len() + 5) as u32);
-        complete.put_slice(tag.as_bytes());
-        complete.put_u8(0);
+        let complete = select_complete(held.len());
         CapturedResult::with_statement(
             &self.statement,
             (!self.description.is_empty()).then_some(&self.description[..]),
@@ -566,14 +561,28 @@ impl Live {
 
 /// Order of two rows' sort values under `layout`'s `ORDER BY`.
 fn compare(a: &[Option<i64>], b: &[Option<i64>], layout: &Layout) -> Ordering {
-    for (k, (x, y)) in layout.order.iter().zip(a.iter().zip(b)) {
+    compare_by(
+        layout.order.iter().map(|k| (k.descending, k.nulls_first)),
+        a,
+        b,
+    )
+}
+
+/// Order of two rows' integer sort values (`None`: NULL) under `ORDER BY`
+/// items given as `(descending, nulls_first)`.
+pub(super) fn compare_by(
+    order: impl Iterator<Item = (bool, bool)>,
+    a: &[Option<i64>],
+    b: &[Option<i64>],
+) -> Ordering {
+    for ((descending, nulls_first), (x, y)) in order.zip(a.iter().zip(b)) {
         let o = match (x, y) {
             (None, None) => Ordering::Equal,
-            (None, Some(_)) if k.nulls_first => Ordering::Less,
+            (None, Some(_)) if nulls_first => Ordering::Less,
             (None, Some(_)) => Ordering::Greater,
-            (Some(_), None) if k.nulls_first => Ordering::Greater,
+            (Some(_), None) if nulls_first => Ordering::Greater,
             (Some(_), None) => Ordering::Less,
-            (Some(x), Some(y)) if k.descending => y.cmp(x),
+            (Some(x), Some(y)) if descending => y.cmp(x),
             (Some(x), Some(y)) => x.cmp(y),
         };
         if o != Ordering::Equal {
@@ -581,6 +590,17 @@ fn compare(a: &[Option<i64>], b: &[Option<i64>], layout: &Layout) -> Ordering {
         }
     }
     Ordering::Equal
+}
+
+/// The `CommandComplete` of a `SELECT` of `rows` rows.
+pub(super) fn select_complete(rows: usize) -> BytesMut {
+    let tag = format!("SELECT {rows}");
+    let mut complete = BytesMut::with_capacity(tag.len() + 6);
+    complete.put_u8(b'C');
+    complete.put_u32((tag.len() + 5) as u32);
+    complete.put_slice(tag.as_bytes());
+    complete.put_u8(0);
+    complete
 }
 
 /// An integer's text output.

@@ -148,17 +148,7 @@ pub fn dependencies<'t>(
     let SetExpr::Select(select) = &query.body else {
         return None;
     };
-    let mut instances: Vec<Instance<'t>> = Vec::new();
-    let mut conditions: Vec<&Expr> = Vec::new();
-    for item in &select.from {
-        collect(item, &mut instances, &mut conditions)?;
-    }
-    if instances.len() != shape.tables.len() {
-        return None;
-    }
-    for (instance, &oid) in instances.iter_mut().zip(&shape.tables) {
-        instance.table = Some(table(oid)?);
-    }
+    let (instances, conditions) = instances_of(shape, select, table)?;
     // Anything that could read other rows (of these tables or others).
     let mut exprs: Vec<&Expr> = Vec::new();
     for t in &select.targets {
@@ -274,15 +264,7 @@ pub fn dependencies<'t>(
         classes.equate(l, r);
     }
 
-    let source = |n: u32| -> Option<KeySource> {
-        if n <= shape.client_params {
-            Some(KeySource::Client(n))
-        } else {
-            Some(KeySource::Lifted(
-                usize::try_from(n - shape.client_params - 1).ok()?,
-            ))
-        }
-    };
+    let source = |n: u32| param_source(shape, n);
     // The list a column (or any column equal to it) is in.
     let listed = |column: Node| -> Option<List> {
         let root = classes.find(column);
@@ -399,6 +381,39 @@ pub fn dependencies<'t>(
         out.push(dep);
     }
     narrowed.then_some(out)
+}
+
+/// The `FROM` tables of `select` (inner joins and commas only) with their
+/// catalog entries, and the `ON` conditions.
+pub(super) fn instances_of<'q, 't>(
+    shape: &Shape,
+    select: &'q super::ast::Select,
+    table: impl Fn(Oid) -> Option<&'t Table>,
+) -> Option<(Vec<Instance<'t>>, Vec<&'q Expr>)> {
+    let mut instances: Vec<Instance<'t>> = Vec::new();
+    let mut conditions: Vec<&Expr> = Vec::new();
+    for item in &select.from {
+        collect(item, &mut instances, &mut conditions)?;
+    }
+    if instances.len() != shape.tables.len() {
+        return None;
+    }
+    for (instance, &oid) in instances.iter_mut().zip(&shape.tables) {
+        instance.table = Some(table(oid)?);
+    }
+    Some((instances, conditions))
+}
+
+/// Where parameter `$n` of `shape` comes from: the client's, or a lifted
+/// literal.
+pub(super) fn param_source(shape: &Shape, n: u32) -> Option<KeySource> {
+    if n <= shape.client_params {
+        Some(KeySource::Client(n))
+    } else {
+        Some(KeySource::Lifted(
+            usize::try_from(n - shape.client_params - 1).ok()?,
+        ))
+    }
 }
 
 /// Whether `column`'s values name rows ([`super::rowkey`]).

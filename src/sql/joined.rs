@@ -113,19 +113,9 @@ pub fn join_spec<'t>(
     {
         return None;
     }
-    let mut instances: Vec<Instance<'t>> = Vec::new();
-    let mut conditions: Vec<&Expr> = Vec::new();
-    for item in &select.from {
-        deps::collect(item, &mut instances, &mut conditions)?;
-    }
-    if instances.len() < 2
-        || instances.len() > MAX_JOIN_TABLES
-        || instances.len() != shape.tables.len()
-    {
+    let (instances, conditions) = deps::instances_of(shape, select, table)?;
+    if instances.len() < 2 || instances.len() > MAX_JOIN_TABLES {
         return None;
-    }
-    for (instance, &oid) in instances.iter_mut().zip(&shape.tables) {
-        instance.table = Some(table(oid)?);
     }
     let mut exprs: Vec<&Expr> = Vec::new();
     for t in &select.targets {
@@ -144,15 +134,7 @@ pub fn join_spec<'t>(
     for e in &exprs {
         deps::count_params(e, &mut uses);
     }
-    let source = |n: u32| -> Option<KeySource> {
-        if n <= shape.client_params {
-            Some(KeySource::Client(n))
-        } else {
-            Some(KeySource::Lifted(
-                usize::try_from(n - shape.client_params - 1).ok()?,
-            ))
-        }
-    };
+    let source = |n: u32| deps::param_source(shape, n);
 
     let mut tables: Vec<JoinTable> = Vec::with_capacity(instances.len());
     for instance in &instances {
