@@ -232,7 +232,9 @@ struct State {
 
 #[derive(Debug, Default)]
 struct Pending {
-    batches: Vec<NewRows>,
+    /// With the sequence number of their commit: a commit seen finished
+    /// only now is kept after later ones, and replayed in its place.
+    batches: Vec<(u64, NewRows)>,
     changes: usize,
 }
 
@@ -335,7 +337,9 @@ impl Joined {
         let pending = state.pending.take().unwrap_or_default();
         state.rows = gather.rows;
         state.complete = gather.complete;
-        for batch in &pending.batches {
+        let mut batches = pending.batches;
+        batches.sort_by_key(|&(seq, _)| seq);
+        for (_, batch) in &batches {
             self.apply_to(&mut state, batch)?;
         }
         state.dirty = false;
@@ -360,7 +364,7 @@ impl Joined {
     /// Keep `batch` for replay if the rows are still to be read (a commit
     /// seen finished only now may not be in the snapshot they are read
     /// in). Whether it was kept.
-    pub fn defer(&self, batch: &NewRows) -> Result<bool, Lost> {
+    pub fn defer(&self, batch: &NewRows, seq: u64) -> Result<bool, Lost> {
         let mut state = self.lock();
         match &mut state.pending {
             Some(p) => {
@@ -368,7 +372,7 @@ impl Joined {
                 if p.changes > MAX_PENDING_CHANGES {
                     return Err(Lost::Size);
                 }
-                p.batches.push(batch.clone());
+                p.batches.push((seq, batch.clone()));
                 Ok(true)
             }
             None => Ok(false),
@@ -460,8 +464,8 @@ impl Joined {
     /// Apply one commit's changes to one of its tables (in commit order);
     /// [`Self::finish`] once the commit's every table is applied. After an
     /// error the entry must be dropped.
-    pub fn apply(&self, batch: &NewRows) -> Result<(), Lost> {
-        if self.dead() || self.defer(batch)? {
+    pub fn apply(&self, batch: &NewRows, seq: u64) -> Result<(), Lost> {
+        if self.dead() || self.defer(batch, seq)? {
             return Ok(());
         }
         let mut state = self.lock();

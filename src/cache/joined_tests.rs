@@ -509,7 +509,7 @@ fn vote(id: i64, kind: &str, value: i64, article: i64) -> Op {
 /// Apply one commit (its tables' batches in order) and end it.
 fn commit(j: &Joined, batches: &[NewRows]) -> Result<bool, Lost> {
     for b in batches {
-        j.apply(b)?;
+        j.apply(b, 0)?;
     }
     j.finish()
 }
@@ -846,7 +846,7 @@ fn a_parent_moving_to_a_value_not_held_ends_the_entry() {
     // The article moves to author 5, whose row is not held.
     let j = article_and_author();
     let moved = articles(vec![Op::Put(vec![t("3"), t("Hello"), t("5"), toast()])]);
-    assert_eq!(j.apply(&moved), Ok(()));
+    assert_eq!(j.apply(&moved, 0), Ok(()));
     assert_eq!(j.finish(), Err(Lost::Incomplete));
     // An item moves to product 9.
     let j = customer_orders();
@@ -921,11 +921,11 @@ fn a_row_the_filter_may_or_may_not_accept_ends_the_entry() {
     // A vote not held whose kind was not sent.
     let j = article_and_votes(None);
     let unsent = votes(vec![Op::Put(vec![t("50"), toast(), t("1"), t("3")])]);
-    assert_eq!(j.apply(&unsent), Err(Lost::Toast));
+    assert_eq!(j.apply(&unsent, 0), Err(Lost::Toast));
     // An order whose customer does not read as an integer.
     let j = customer_orders();
     let unread = batch(ORDERS, ORDER_COLUMNS, vec![Op::Put(vec![t("13"), t("7x")])]);
-    assert_eq!(j.apply(&unread), Err(Lost::Undecided));
+    assert_eq!(j.apply(&unread, 0), Err(Lost::Undecided));
     // A join value that does not read as an integer.
     let j = customer_orders();
     let unread = batch(
@@ -937,7 +937,7 @@ fn a_row_the_filter_may_or_may_not_accept_ends_the_entry() {
     // A key that does not read.
     let j = customer_orders();
     let unread = batch(ORDERS, ORDER_COLUMNS, vec![Op::Put(vec![null(), t("7")])]);
-    assert_eq!(j.apply(&unread), Err(Lost::Unreadable));
+    assert_eq!(j.apply(&unread, 0), Err(Lost::Unreadable));
 }
 
 #[test]
@@ -963,7 +963,7 @@ fn a_stream_without_a_held_column_ends_the_entry() {
         ("name".to_owned(), Oid(1043)),
     ]
     .into();
-    assert_eq!(j.apply(&renamed), Err(Lost::Columns));
+    assert_eq!(j.apply(&renamed, 0), Err(Lost::Columns));
 }
 
 #[test]
@@ -1257,4 +1257,47 @@ fn a_table_read_twice_follows_both_of_its_roles() {
         vec![Op::Put(vec![t("1"), t("Screws"), t("1")])],
     );
     assert_eq!(commit(&j, &[own]), Err(Lost::Incomplete));
+}
+
+/// Changes applied while the rows are read are kept and replayed on them,
+/// in commit order even when a commit seen finished only late is kept
+/// after a later one; a commit the rows already show changes nothing.
+#[test]
+fn changes_kept_while_rows_are_read_are_replayed_in_commit_order() {
+    let plan = authored_plan();
+    let j = Joined::pending(plan.clone(), &captured(&plan), usize::MAX);
+    assert!(j.is_pending());
+    assert!(j.names(USERS).is_empty());
+    // Commit 5 renames the author (applied while the rows are read); commit
+    // 4, seen finished only now, had renamed her before.
+    let fifth = users(vec![Op::Put(vec![t("4"), t("ann@example.com"), t("Five")])]);
+    let fourth = users(vec![Op::Put(vec![t("4"), t("ann@example.com"), t("Four")])]);
+    assert_eq!(j.apply(&fifth, 5), Ok(()));
+    assert_eq!(j.defer(&fourth, 4), Ok(true));
+    // Nothing shown, nothing to end while pending.
+    assert_eq!(j.finish(), Ok(false));
+    // The rows were read in a snapshot that showed commit 4 only.
+    let mut gather = Gather::new(&plan);
+    gather.take(read(&[&["3", "4", "Hello"]])).expect("article");
+    gather
+        .take(read(&[&["4", "Four", "ann@example.com"]]))
+        .expect("author");
+    assert_eq!(j.fill(gather), Ok(()));
+    assert!(!j.is_pending());
+    assert_eq!(now(&j), ["3|Hello|Five|ann@example.com"]);
+    // A commit seen finished after the rows were read is not kept.
+    assert_eq!(j.defer(&fourth, 4), Ok(false));
+}
+
+/// Too many changes kept while the rows are read end the entry.
+#[test]
+fn changes_kept_while_rows_are_read_are_bounded() {
+    let plan = authored_plan();
+    let j = Joined::pending(plan.clone(), &captured(&plan), usize::MAX);
+    let many = users(
+        (0..5000)
+            .map(|i| Op::Put(vec![t(&i.to_string()), t("x@x"), t("X")]))
+            .collect(),
+    );
+    assert_eq!(j.apply(&many, 1), Err(Lost::Size));
 }

@@ -286,7 +286,7 @@ impl Shared {
     /// Apply a commit's row changes to the joined entries they may concern
     /// (ADR 018), each table's in turn, then end the commit for each: an
     /// entry is updated, or dropped when it cannot follow.
-    fn maintain_joins(&self, batches: &[NewRows]) {
+    fn maintain_joins(&self, seq: u64, batches: &[NewRows]) {
         let cache = self.cache();
         let mut touched: Vec<Arc<Joined>> = Vec::new();
         for batch in batches {
@@ -300,7 +300,7 @@ impl Shared {
                     self.drop_joined(&joined, "busy");
                     continue;
                 }
-                match joined.apply(batch) {
+                match joined.apply(batch, seq) {
                     Ok(()) => {
                         if !touched.iter().any(|t| Arc::ptr_eq(t, &joined)) {
                             touched.push(joined);
@@ -329,7 +329,7 @@ impl Shared {
             let busy = joined_work(batch, &joins) > MAX_FILTER_TESTS;
             for joined in joins {
                 // Still reading its rows: replayed on them.
-                match joined.defer(batch) {
+                match joined.defer(batch, seq) {
                     Ok(true) => continue,
                     Ok(false) => {}
                     Err(lost) => {
@@ -558,7 +558,7 @@ async fn stream_once(
                 shared.cache().invalidate_rows(&committed.rows);
                 shared.test_filters(&committed.new_rows);
                 shared.maintain(&committed.new_rows);
-                shared.maintain_joins(&committed.new_rows);
+                shared.maintain_joins(seq, &committed.new_rows);
                 applied(shared, &client, end_lsn);
                 shared.not_yet_visible(
                     &mut unseen,
