@@ -695,6 +695,12 @@ impl ResultCache {
         seen >= self.limits.admit_after
     }
 
+    /// Whether a change dropped the entry of `key` lately (as
+    /// [`Capture::again`] will say).
+    pub fn dropped_lately(&self, key: &[u8]) -> bool {
+        self.dropped.get(&fnv(&[key])).is_some()
+    }
+
     /// Claim the capture of `key` (single flight). `None` when another
     /// session is capturing it already.
     ///
@@ -739,7 +745,7 @@ impl ResultCache {
         // After the generations: a commit counted later bumped its slots
         // later (`next_commit`).
         let begin = self.commits.load(Ordering::Acquire);
-        let again = self.dropped.get(&fnv(&[key.as_bytes()])).is_some();
+        let again = self.dropped_lately(key.as_bytes());
         Some(Capture {
             again,
             key,

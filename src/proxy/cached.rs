@@ -1891,7 +1891,11 @@ impl SessionCache {
         }
         // A join kept in place needs its rows read on the lookup task's
         // connection.
-        let join = if live && self.rt.lookups.is_some() && shape.tables.len() > 1 {
+        let join = if live
+            && self.rt.lookups.is_some()
+            && shape.tables.len() > 1
+            && self.rt.cache.dropped_lately(&self.key)
+        {
             self.join_plan(catalog, shape, &value, &limit)
         } else {
             None

@@ -68,9 +68,11 @@ pub(crate) async fn run(
     mut jobs: mpsc::Receiver<Job>,
 ) {
     let mut client: Option<Arc<tokio_postgres::Client>> = None;
-    // Joined entries' rows are read in a transaction of their own: not on
-    // the connection whose reads are pipelined.
-    let mut join_client: Option<Arc<tokio_postgres::Client>> = None;
+    // Joined entries' rows are read by a task of its own, on a connection
+    // of its own (in a transaction; lookups are pipelined here), so that
+    // lookups never wait for them.
+    let (joins_tx, joins_rx) = mpsc::channel(QUEUE);
+    tokio::spawn(run_joins(Arc::clone(&rt), origin.clone(), joins_rx));
     let mut batch: Vec<Job> = Vec::with_capacity(BATCH);
     while jobs.recv_many(&mut batch, BATCH).await > 0 {
         if client.as_ref().is_none_or(|c| c.is_closed()) {
@@ -123,30 +125,56 @@ pub(crate) async fn run(
         if lost {
             client = None;
         }
+        for job in batch.drain(..) {
+            if job.join.is_none() {
+                rt.store(job.capture, job.shape, job.result);
+                continue;
+            }
+            // Its rows are read next; with too many waiting, stored as it is.
+            if let Err(
+                mpsc::error::TrySendError::Full(mut job)
+                | mpsc::error::TrySendError::Closed(mut job),
+            ) = joins_tx.try_send(job)
+            {
+                job.join = None;
+                rt.join_done("queue_full");
+                rt.store(job.capture, job.shape, job.result);
+            }
+        }
+    }
+}
+
+/// The task reading joined entries' rows (ADR 018), then storing them.
+async fn run_joins(
+    rt: Arc<CacheRuntime>,
+    origin: crate::config::OriginConfig,
+    mut jobs: mpsc::Receiver<Job>,
+) {
+    let mut client: Option<Arc<tokio_postgres::Client>> = None;
+    let mut batch: Vec<Job> = Vec::with_capacity(BATCH);
+    while jobs.recv_many(&mut batch, BATCH).await > 0 {
         let plans: Vec<(usize, JoinPlan)> = batch
             .iter_mut()
             .enumerate()
             .filter_map(|(k, job)| job.join.take().map(|plan| (k, plan)))
             .collect();
-        if !plans.is_empty() {
-            if join_client.as_ref().is_none_or(|c| c.is_closed()) {
-                join_client = connect(&origin).await.map(Arc::new);
+        if client.as_ref().is_none_or(|c| c.is_closed()) {
+            client = connect(&origin).await.map(Arc::new);
+        }
+        let lost = match &client {
+            Some(c) => {
+                let joins = joins(&rt, c, &mut batch, plans);
+                tokio::time::timeout(TIMEOUT, joins).await.unwrap_or(true)
             }
-            let lost = match &join_client {
-                Some(c) => {
-                    let joins = joins(&rt, c, &mut batch, plans);
-                    tokio::time::timeout(TIMEOUT, joins).await.unwrap_or(true)
+            None => {
+                for _ in &plans {
+                    rt.join_done("failed");
                 }
-                None => {
-                    for _ in &plans {
-                        rt.join_done("failed");
-                    }
-                    false
-                }
-            };
-            if lost {
-                join_client = None;
+                false
             }
+        };
+        if lost {
+            client = None;
         }
         for job in batch.drain(..) {
             rt.store(job.capture, job.shape, job.result);
