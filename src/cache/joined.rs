@@ -531,30 +531,39 @@ impl Joined {
                 let (Some(new), Some(key)) = (new, new_key) else {
                     continue;
                 };
-                let mut values = Vec::with_capacity(positions.len());
+                // `None` for a value not sent (unchanged TOAST) of a row
+                // not held: it ends the entry only if the row may matter.
+                let mut sent: Vec<Option<Option<Bytes>>> = Vec::with_capacity(positions.len());
                 for (j, &p) in positions.iter().enumerate() {
-                    values.push(match cell(new, p) {
-                        Cell::Null => None,
-                        Cell::Text(t) => Some(Bytes::copy_from_slice(t)),
-                        Cell::Unsent => match &prior {
-                            Some(r) => r.values[j].clone(),
-                            None => return Err(Lost::Toast),
-                        },
+                    sent.push(match cell(new, p) {
+                        Cell::Null => Some(None),
+                        Cell::Text(t) => Some(Some(Bytes::copy_from_slice(t))),
+                        Cell::Unsent => prior.as_ref().map(|r| r.values[j].clone()),
                         Cell::Missing => return Err(Lost::Unreadable),
                     });
                 }
-                match filter.decide(&filter_at, &|j| text_cell(&values, j)) {
-                    Some(true) => {}
-                    Some(false) => continue,
-                    None => return Err(Lost::Undecided),
-                }
                 if let Some(edge) = edge {
-                    // Held only for a value whose rows are all held.
-                    match int_of(&values[edge.column]) {
+                    // Held only for a value whose rows are all held (an
+                    // integer: always sent).
+                    match sent[edge.column].as_ref().and_then(int_of) {
                         Some(v) if complete[i].contains(&v) => {}
                         _ => continue,
                     }
                 }
+                let at = |j: usize| match sent.get(j) {
+                    Some(Some(v)) => v.as_deref().map_or(Cell::Null, Cell::Text),
+                    Some(None) => Cell::Unsent,
+                    None => Cell::Missing,
+                };
+                match filter.decide(&filter_at, &at) {
+                    Some(true) => {}
+                    Some(false) => continue,
+                    None => return Err(Lost::Undecided),
+                }
+                let values = sent
+                    .into_iter()
+                    .collect::<Option<Vec<Option<Bytes>>>>()
+                    .ok_or(Lost::Toast)?;
                 // A row held again under its key is indexed already.
                 if prior.as_ref().is_none_or(|p| p.key != key) {
                     added.push((table.oid, row_hash(table.oid, &key)));

@@ -918,10 +918,22 @@ fn a_parent_moving_to_a_value_held_is_followed() {
 
 #[test]
 fn a_row_the_filter_may_or_may_not_accept_ends_the_entry() {
-    // A vote not held whose kind was not sent.
+    // A vote not held whose kind (filtered on) was not sent.
     let j = article_and_votes(None);
     let unsent = votes(vec![Op::Put(vec![t("50"), toast(), t("1"), t("3")])]);
+    assert_eq!(j.apply(&unsent, 0), Err(Lost::Undecided));
+    // One the filter accepts whose output value was not sent.
+    let j = article_and_votes(None);
+    let unsent = votes(vec![Op::Put(vec![t("51"), t("up"), toast(), t("3")])]);
     assert_eq!(j.apply(&unsent, 0), Err(Lost::Toast));
+    // Values not sent of rows that cannot matter: another article's vote,
+    // one the filter rejects.
+    let j = article_and_votes(None);
+    let other = votes(vec![
+        Op::Put(vec![t("52"), toast(), toast(), t("9")]),
+        Op::Put(vec![t("53"), t("down"), toast(), t("3")]),
+    ]);
+    assert_eq!(commit(&j, &[other]), Ok(false));
     // An order whose customer does not read as an integer.
     let j = customer_orders();
     let unread = batch(ORDERS, ORDER_COLUMNS, vec![Op::Put(vec![t("13"), t("7x")])]);
