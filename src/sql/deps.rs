@@ -404,6 +404,19 @@ pub(super) fn instances_of<'q, 't>(
     Some((instances, conditions))
 }
 
+/// The one `FROM` table `q.*` names (`t.*`, `schema.t.*`: only an
+/// unaliased table).
+pub(super) fn starred(instances: &[Instance<'_>], q: &[String]) -> Option<usize> {
+    let name = q.last()?;
+    let matching: Vec<usize> = (0..instances.len())
+        .filter(|&k| instances[k].name == *name && (q.len() == 1 || !instances[k].aliased))
+        .collect();
+    match matching.as_slice() {
+        [k] => Some(*k),
+        _ => None,
+    }
+}
+
 /// Where parameter `$n` of `shape` comes from: the client's, or a lifted
 /// literal.
 pub(super) fn param_source(shape: &Shape, n: u32) -> Option<KeySource> {
@@ -504,16 +517,7 @@ fn output_key(shape: &Shape, instances: &[Instance<'_>], i: usize) -> Option<Out
                 }
             }
             SelectItem::QualifiedWildcard(q) => {
-                let name = q.last()?;
-                let matching: Vec<usize> = (0..instances.len())
-                    .filter(|&k| {
-                        instances[k].name == *name && (q.len() == 1 || !instances[k].aliased)
-                    })
-                    .collect();
-                let [k] = matching.as_slice() else {
-                    return None;
-                };
-                columns_of(*k, &mut at, &mut position)?;
+                columns_of(starred(instances, q)?, &mut at, &mut position)?;
             }
             SelectItem::Expr { expr, .. } => {
                 if let Expr::Column { qualifier, name } = expr

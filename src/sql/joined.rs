@@ -294,18 +294,7 @@ pub fn join_spec<'t>(
     for target in &select.targets {
         let whole: Vec<usize> = match target {
             SelectItem::Wildcard => (0..instances.len()).collect(),
-            SelectItem::QualifiedWildcard(q) => {
-                let name = q.last()?;
-                let matching: Vec<usize> = (0..instances.len())
-                    .filter(|&k| {
-                        instances[k].name == *name && (q.len() == 1 || !instances[k].aliased)
-                    })
-                    .collect();
-                let [k] = matching.as_slice() else {
-                    return None;
-                };
-                vec![*k]
-            }
+            SelectItem::QualifiedWildcard(q) => vec![deps::starred(&instances, q)?],
             SelectItem::Expr { expr, alias } => {
                 let Expr::Column { qualifier, name } = expr else {
                     return None;
