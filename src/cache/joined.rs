@@ -37,6 +37,7 @@ use super::{row_hash, value_hash};
 use crate::catalog::Oid;
 use crate::cdc::apply::{NewRows, cell};
 use crate::cdc::pgoutput::{ColumnValue, Tuple};
+use crate::check::quote_ident;
 use crate::sql::filter::{Cell, Filter};
 use crate::sql::joined::{Edge, JoinSpec};
 use crate::sql::rowkey::{KeyKind, KeyPart, stream_value};
@@ -92,11 +93,6 @@ impl JoinPlan {
     fn parent_edge(&self, child: usize) -> Option<&Edge> {
         self.spec.edges.iter().find(|e| e.child == child)
     }
-}
-
-/// `"name"` with embedded quotes doubled.
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// One row held: its key and its held columns' text (`None`: NULL).
@@ -211,6 +207,11 @@ impl Gather {
         (self.rows.iter().map(Vec::len).sum::<usize>() <= MAX_JOIN_ROWS).then_some(())
     }
 
+    /// The plan it reads for.
+    pub fn plan(&self) -> &JoinPlan {
+        &self.plan
+    }
+
     /// Whether every table was read.
     pub fn done(&self) -> bool {
         self.step == 1 + self.plan.spec.edges.len()
@@ -296,20 +297,6 @@ impl Joined {
     /// It is indexed under its names (the registry's lock held).
     pub fn set_active(&self) {
         self.active.store(true, AtomicOrdering::Release);
-    }
-
-    /// A joined entry from the rows `gather` read (no change since).
-    /// `None` when the rows do not give a reply this can build.
-    pub fn new(
-        gather: Gather,
-        result: &CapturedResult,
-        begin: u64,
-        max_len: usize,
-    ) -> Option<Joined> {
-        let joined = Joined::pending(gather.plan.clone(), result, max_len);
-        joined.set_begin(begin);
-        joined.fill(gather).ok()?;
-        Some(joined)
     }
 
     /// The stream's commit count, read once it was registered.

@@ -366,6 +366,20 @@ fn now(j: &Joined) -> Vec<String> {
     shown(&j.current())
 }
 
+/// A joined entry from the rows `gather` read, no change since (as the
+/// join task makes one: pending, then filled).
+fn new_joined(
+    gather: Gather,
+    result: &CapturedResult,
+    begin: u64,
+    max_len: usize,
+) -> Option<Joined> {
+    let joined = Joined::pending(gather.plan().clone(), result, max_len);
+    joined.set_begin(begin);
+    joined.fill(gather).ok()?;
+    Some(joined)
+}
+
 /// A joined entry from the rows each of `plan`'s queries reads, in order.
 fn joined(plan: &JoinPlan, reads: &[&[&[&str]]]) -> Joined {
     let mut gather = Gather::new(plan);
@@ -375,7 +389,7 @@ fn joined(plan: &JoinPlan, reads: &[&[&[&str]]]) -> Joined {
     }
     assert!(gather.done());
     assert_eq!(gather.next_sql(), None);
-    Joined::new(gather, &captured(plan), 0, usize::MAX).expect("a reply")
+    new_joined(gather, &captured(plan), 0, usize::MAX).expect("a reply")
 }
 
 /// Article 3 (by author 4) and its author.
@@ -614,7 +628,7 @@ fn a_parent_naming_no_value_reads_an_empty_list() {
             .contains("ANY ('{}'::pg_catalog.int8[])")
     );
     gather.take(Vec::new()).unwrap();
-    let j = Joined::new(gather, &captured(&plan), 0, usize::MAX).unwrap();
+    let j = new_joined(gather, &captured(&plan), 0, usize::MAX).unwrap();
     // Inner join: no author, no row.
     assert_eq!(now(&j), Vec::<String>::new());
 }
@@ -693,7 +707,7 @@ fn an_entry_needs_every_table_read() {
     let mut gather = Gather::new(&plan);
     gather.take(read(&[&["3", "NULL", "Hello"]])).unwrap();
     assert!(!gather.done());
-    assert!(Joined::new(gather, &captured(&plan), 0, usize::MAX).is_none());
+    assert!(new_joined(gather, &captured(&plan), 0, usize::MAX).is_none());
 }
 
 #[test]
@@ -729,7 +743,7 @@ fn the_statement_description_is_kept() {
         0,
         b"C\0\0\0\x0dSELECT 0\0",
     );
-    let j = Joined::new(gather, &captured, 0, usize::MAX).unwrap();
+    let j = new_joined(gather, &captured, 0, usize::MAX).unwrap();
     let renamed = users(vec![Op::Put(vec![t("4"), t("a@x"), t("Anne")])]);
     assert_eq!(commit(&j, &[renamed]), Ok(true));
     let current = j.current();
@@ -988,8 +1002,8 @@ fn a_reply_grown_past_its_bound_ends_the_entry() {
         gather
     };
     let len = reply(&[&["3", "Hello", "Ann", "a@x"]]).len();
-    assert!(Joined::new(read_all(), &captured(&plan), 0, len - 1).is_none());
-    let j = Joined::new(read_all(), &captured(&plan), 0, len + 4).unwrap();
+    assert!(new_joined(read_all(), &captured(&plan), 0, len - 1).is_none());
+    let j = new_joined(read_all(), &captured(&plan), 0, len + 4).unwrap();
     let longer = users(vec![Op::Put(vec![t("4"), t("a@x"), t("Annabelle")])]);
     assert_eq!(commit(&j, &[longer]), Err(Lost::Size));
 }
@@ -1005,7 +1019,7 @@ fn rows_in_no_strict_order_are_not_followed() {
     gather
         .take(read(&[&["20", "3", "4", "up"], &["21", "3", "4", "up"]]))
         .unwrap();
-    assert!(Joined::new(gather, &captured(&plan), 0, usize::MAX).is_none());
+    assert!(new_joined(gather, &captured(&plan), 0, usize::MAX).is_none());
     // Without an order, a second row.
     let mut spec = voted();
     spec.order.clear();

@@ -695,8 +695,8 @@ impl ResultCache {
         seen >= self.limits.admit_after
     }
 
-    /// Whether a change dropped the entry of `key` lately (as
-    /// [`Capture::again`] will say).
+    /// Whether a change dropped the entry of `key` lately (found stale by a
+    /// read or a sweep): a join captured again is kept in place (ADR 018).
     pub fn dropped_lately(&self, key: &[u8]) -> bool {
         self.dropped.get(&fnv(&[key])).is_some()
     }
@@ -745,9 +745,7 @@ impl ResultCache {
         // After the generations: a commit counted later bumped its slots
         // later (`next_commit`).
         let begin = self.commits.load(Ordering::Acquire);
-        let again = self.dropped_lately(key.as_bytes());
         Some(Capture {
-            again,
             key,
             deps: generations,
             depends,
@@ -954,19 +952,11 @@ pub struct Capture {
     begin: u64,
     live: Option<Arc<Live>>,
     joined: Option<Arc<Joined>>,
-    /// A change dropped this key's entry lately.
-    again: bool,
 }
 
 impl Capture {
     pub fn key(&self) -> &[u8] {
         self.key.as_bytes()
-    }
-
-    /// Whether a change dropped this key's entry lately (it is read and
-    /// written: worth keeping in place at a cost per capture).
-    pub fn again(&self) -> bool {
-        self.again
     }
 
     /// Whether `table` is the one dependency on every change to a table

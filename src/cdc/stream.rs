@@ -41,6 +41,7 @@ use super::wal::{Lsn, Timestamp};
 use crate::admin::{DropLabels, Metrics};
 use crate::cache::{Joined, Live, ResultCache, Written};
 use crate::catalog::Oid;
+use crate::check::quote_ident;
 use crate::config::{CdcConfig, OriginConfig};
 
 /// The position is read at least this often (lag resolution).
@@ -764,11 +765,6 @@ async fn install_ddl_trigger(client: &tokio_postgres::Client) {
             }
         }
     }
-}
-
-/// `name` as a quoted SQL identifier.
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 // ---------------------------------------------------------------------------

@@ -1889,8 +1889,9 @@ impl SessionCache {
                 }
             }
         }
-        // A join kept in place needs its rows read on the lookup task's
-        // connection.
+        // A join is kept in place once a change dropped its entry: reading
+        // its rows costs the origin a few statements per capture, which
+        // entries never written (most of a long tail) do not repay.
         let join = if live
             && self.rt.lookups.is_some()
             && shape.tables.len() > 1
@@ -1988,17 +1989,11 @@ impl SessionCache {
         } else {
             None
         };
-        // A join is kept in place once a change dropped its entry: reading
-        // its rows costs the origin a few statements per capture, which
-        // entries never written (most of a long tail) do not repay.
-        let join = named
-            .join
-            .filter(|_| capture.as_ref().is_some_and(Capture::again));
         self.watch = Some(Watch {
             shape: shape.fingerprint,
             capture: capture.map(|c| (c, BytesMut::with_capacity(512))),
             lookups: named.lookups,
-            join,
+            join: named.join,
             members: named.members,
             filter: named.filter,
             formats,

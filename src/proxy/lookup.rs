@@ -30,6 +30,7 @@ use super::cached::CacheRuntime;
 use crate::cache::joined::Gather;
 use crate::cache::{Capture, CapturedResult, JoinPlan, Joined, KeyPart, row_hash};
 use crate::catalog::Oid;
+use crate::check::quote_ident;
 
 /// Jobs waiting for the lookup task; beyond, entries are not narrowed.
 pub(crate) const QUEUE: usize = 1024;
@@ -378,11 +379,6 @@ async fn connect(origin: &crate::config::OriginConfig) -> Option<tokio_postgres:
             None
         }
     }
-}
-
-/// `"name"` with embedded quotes doubled.
-pub(crate) fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// The lookup reading `columns` of the row of `schema.table` whose key
