@@ -229,7 +229,13 @@ struct State {
     pending: Option<Pending>,
     /// Names of rows held since [`Joined::take_added`].
     added: Vec<(Oid, u64)>,
+    /// Per table: where its held columns are in the stream's rows, for
+    /// the column list they were found in.
+    positions: Vec<Option<(Columns, Vec<usize>)>>,
 }
+
+/// A table's columns as the stream describes them (name, type).
+type Columns = Arc<[(String, Oid)]>;
 
 #[derive(Debug, Default)]
 struct Pending {
@@ -251,6 +257,8 @@ pub struct Joined {
     /// ([`Self::set_begin`]; `u64::MAX` before).
     begin: AtomicU64,
     plan: JoinPlan,
+    /// Each table's filter columns among its held columns.
+    filter_at: Vec<Vec<Option<usize>>>,
     statement: Bytes,
     description: Bytes,
     max_len: usize,
@@ -269,8 +277,16 @@ impl Joined {
     /// of its tables applied to it is kept, to be replayed.
     pub fn pending(plan: JoinPlan, result: &CapturedResult, max_len: usize) -> Joined {
         let n = plan.spec.tables.len();
+        let filter_at = plan
+            .spec
+            .tables
+            .iter()
+            .zip(&plan.filters)
+            .map(|(t, f)| f.positions(&t.columns))
+            .collect();
         Joined {
             id: plan.id,
+            filter_at,
             begin: AtomicU64::new(u64::MAX),
             statement: Bytes::copy_from_slice(result.statement_description().unwrap_or_default()),
             description: Bytes::copy_from_slice(result.row_description().unwrap_or_default()),
@@ -282,6 +298,7 @@ impl Joined {
                 dirty: false,
                 pending: Some(Pending::default()),
                 added: Vec::new(),
+                positions: vec![None; n],
             }),
             current: RwLock::new(result.clone()),
             dead: AtomicBool::new(false),
@@ -465,6 +482,7 @@ impl Joined {
             complete,
             dirty,
             added,
+            positions,
             ..
         } = state;
         let spec = &self.plan.spec;
@@ -472,20 +490,31 @@ impl Joined {
             if table.oid != batch.table {
                 continue;
             }
-            // Where each held column is in the stream's rows.
-            let positions = table
-                .columns
-                .iter()
-                .map(|(n, ty)| {
-                    batch
-                        .columns
-                        .iter()
-                        .position(|(name, t)| name == n && t == ty)
-                })
-                .collect::<Option<Vec<usize>>>()
-                .ok_or(Lost::Columns)?;
+            // Where its held columns are in the stream's rows (found again
+            // when the stream describes the table anew).
+            let cached = &mut positions[i];
+            if cached
+                .as_ref()
+                .is_none_or(|(columns, _)| !Arc::ptr_eq(columns, &batch.columns))
+            {
+                let found = table
+                    .columns
+                    .iter()
+                    .map(|(n, ty)| {
+                        batch
+                            .columns
+                            .iter()
+                            .position(|(name, t)| name == n && t == ty)
+                    })
+                    .collect::<Option<Vec<usize>>>()
+                    .ok_or(Lost::Columns)?;
+                *cached = Some((Arc::clone(&batch.columns), found));
+            }
+            let Some((_, positions)) = cached.as_ref() else {
+                return Err(Lost::Columns);
+            };
             let filter = &self.plan.filters[i];
-            let filter_at = filter.positions(&table.columns);
+            let filter_at = &self.filter_at[i];
             let edge = self.plan.parent_edge(i);
             for change in &batch.changes {
                 let new = match change.new {
@@ -542,7 +571,7 @@ impl Joined {
                     Some(None) => Cell::Unsent,
                     None => Cell::Missing,
                 };
-                match filter.decide(&filter_at, &at) {
+                match filter.decide(filter_at, &at) {
                     Some(true) => {}
                     Some(false) => continue,
                     None => return Err(Lost::Undecided),

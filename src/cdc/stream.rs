@@ -22,7 +22,7 @@
 //!   while both connections are up, the applier has reached a position read
 //!   after the stream (re)started, and the lag is within `cdc.max_lag`.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -146,19 +146,12 @@ impl UnseenList {
     }
 }
 
-/// Whether following `batch` in `lives` costs more than
+/// Whether following `batch` in entries holding `rows_held` rows costs more than
 /// [`MAX_FILTER_TESTS`] steps (a step per change and entry, and per change
 /// and row held): they are dropped instead.
-fn too_much_work(batch: &NewRows, lives: &[Arc<Live>]) -> bool {
-    let per_change: usize = lives.iter().map(|l| 1 + l.rows()).sum();
+fn too_much_work(batch: &NewRows, rows_held: impl Iterator<Item = usize>) -> bool {
+    let per_change: usize = rows_held.map(|rows| 1 + rows).sum();
     batch.changes.len().saturating_mul(per_change) > MAX_FILTER_TESTS
-}
-
-/// Steps following `batch` in `joins` costs: a step per change and entry,
-/// and per change and row held.
-fn joined_work(batch: &NewRows, joins: &[Arc<Joined>]) -> usize {
-    let per_change: usize = joins.iter().map(|j| 1 + j.rows()).sum();
-    batch.changes.len().saturating_mul(per_change)
 }
 
 /// Transactions kept for [`Unseen`], and the row names they may hold in
@@ -275,7 +268,7 @@ impl Shared {
     fn replay_lives(&self, seq: u64, batches: &[NewRows]) {
         for batch in batches {
             let lives = self.cache().lives_since(batch.table, seq);
-            let busy = too_much_work(batch, &lives);
+            let busy = too_much_work(batch, lives.iter().map(|l| l.rows()));
             for live in lives {
                 if busy || live.touched_by(batch) {
                     self.drop_live(&live, "unseen");
@@ -290,12 +283,13 @@ impl Shared {
     fn maintain_joins(&self, seq: u64, batches: &[NewRows]) {
         let cache = self.cache();
         let mut touched: Vec<Arc<Joined>> = Vec::new();
+        let mut seen: HashSet<*const Joined> = HashSet::new();
         for batch in batches {
             let joins = cache.joined_for(batch);
             if joins.is_empty() {
                 continue;
             }
-            let busy = joined_work(batch, &joins) > MAX_FILTER_TESTS;
+            let busy = too_much_work(batch, joins.iter().map(|j| j.rows()));
             for joined in joins {
                 if busy {
                     self.drop_joined(&joined, "busy");
@@ -303,7 +297,7 @@ impl Shared {
                 }
                 match joined.apply(batch, seq) {
                     Ok(()) => {
-                        if !touched.iter().any(|t| Arc::ptr_eq(t, &joined)) {
+                        if seen.insert(Arc::as_ptr(&joined)) {
                             touched.push(joined);
                         }
                     }
@@ -327,7 +321,7 @@ impl Shared {
     fn replay_joins(&self, seq: u64, batches: &[NewRows]) {
         for batch in batches {
             let joins = self.cache().joined_since(batch.table, seq);
-            let busy = joined_work(batch, &joins) > MAX_FILTER_TESTS;
+            let busy = too_much_work(batch, joins.iter().map(|j| j.rows()));
             for joined in joins {
                 // Still reading its rows: replayed on them.
                 match joined.defer(batch, seq) {
