@@ -477,10 +477,7 @@ fn changes_reach_the_entries_holding_their_rows_or_anchored_on_their_values() {
         &[(0, INT4)],
         &rows
     ));
-    let (anchored, scanned) = (
-        anchored.live.clone().unwrap(),
-        scanned.live.clone().unwrap(),
-    );
+    let (anchored, scanned) = (anchored.live().unwrap(), scanned.live().unwrap());
     let row = |id: i64| row_hash(TABLE, &[KeyPart::Int(id)]);
     let n = |v: i64| value_hash(TABLE, "n", &KeyPart::Int(v));
     // Changes: their names and new row (id, n), if any.
@@ -597,7 +594,7 @@ fn registered(
         &[(0, INT4)],
         &reply(rows)
     ));
-    capture.live.clone().unwrap()
+    capture.live().unwrap()
 }
 
 /// Found by review: a row entering an entry is not in the routing index

@@ -196,12 +196,18 @@ pub struct Entry {
     /// (registered by [`ResultCache::narrow_filter`]; it lives as long as
     /// the entry does).
     filter: Option<Arc<Filter>>,
-    /// Kept up to date in place by the change stream (ADR 017): its
-    /// reply is [`Live::current`], not `result`.
-    live: Option<Arc<Live>>,
-    /// A join kept up to date in place (ADR 018): its reply is
-    /// [`Joined::current`].
-    joined: Option<Arc<Joined>>,
+    /// Kept up to date in place by the change stream: its reply is the
+    /// kept one's, not `result`.
+    kept: Option<Kept>,
+}
+
+/// What keeps an entry up to date in place.
+#[derive(Debug)]
+enum Kept {
+    /// A single-table result (ADR 017).
+    Live(Arc<Live>),
+    /// A join (ADR 018).
+    Joined(Arc<Joined>),
 }
 
 /// An entry's reply as of now.
@@ -231,23 +237,22 @@ impl Entry {
             weight,
             ready_at: AtomicU64::new(0),
             filter: None,
-            live: None,
-            joined: None,
+            kept: None,
         }
     }
 
     /// The reply to serve.
     pub fn result(&self) -> ResultRef<'_> {
-        match (&self.live, &self.joined) {
-            (Some(live), _) => ResultRef::Live(live.current()),
-            (None, Some(joined)) => ResultRef::Live(joined.current()),
-            (None, None) => ResultRef::Captured(&self.result),
+        match &self.kept {
+            Some(Kept::Live(live)) => ResultRef::Live(live.current()),
+            Some(Kept::Joined(joined)) => ResultRef::Live(joined.current()),
+            None => ResultRef::Captured(&self.result),
         }
     }
 
     /// Whether the change stream keeps this entry up to date in place.
     pub fn is_live(&self) -> bool {
-        self.live.is_some() || self.joined.is_some()
+        self.kept.is_some()
     }
 
     /// Bytes this entry counts against `cache.max_memory`.
@@ -752,8 +757,7 @@ impl ResultCache {
             started,
             filter: None,
             begin,
-            live: None,
-            joined: None,
+            kept: None,
         })
     }
 
@@ -768,12 +772,11 @@ impl ResultCache {
         self.release(&capture.key);
         let mut entry = Entry::new(shape, result, capture.deps, capture.key.as_bytes().len());
         entry.filter = capture.filter;
-        entry.live = capture.live;
-        if let Some(joined) = &capture.joined {
+        if let Some(Kept::Joined(joined)) = &capture.kept {
             // Its rows are held besides the reply.
             entry.weight += joined.held_bytes() as u64;
         }
-        entry.joined = capture.joined;
+        entry.kept = capture.kept;
         if entry.weight > self.limits.max_result_size {
             return None;
         }
@@ -950,13 +953,21 @@ pub struct Capture {
     filter: Option<Arc<Filter>>,
     /// The commit count after the generations were read.
     begin: u64,
-    live: Option<Arc<Live>>,
-    joined: Option<Arc<Joined>>,
+    kept: Option<Kept>,
 }
 
 impl Capture {
     pub fn key(&self) -> &[u8] {
         self.key.as_bytes()
+    }
+
+    /// The live entry it was made (tests).
+    #[cfg(test)]
+    fn live(&self) -> Option<Arc<Live>> {
+        match &self.kept {
+            Some(Kept::Live(live)) => Some(Arc::clone(live)),
+            _ => None,
+        }
     }
 
     /// Whether `table` is the one dependency on every change to a table
@@ -1184,7 +1195,7 @@ impl ResultCache {
         capture.depends.retain(|d| *d != Depend::Table(table));
         capture.depends.push(Depend::Coarse(table));
         capture.depends.push(Depend::Row(table, live.id));
-        capture.live = Some(live);
+        capture.kept = Some(Kept::Live(live));
         true
     }
 
@@ -1494,8 +1505,7 @@ impl ResultCache {
             .depends
             .extend(tables.first().map(|&t| Depend::Row(t, joined.id)));
         capture.filter = None;
-        capture.live = None;
-        capture.joined = Some(joined);
+        capture.kept = Some(Kept::Joined(joined));
     }
 
     /// The joined entries a change of `batch` may concern: those it names
